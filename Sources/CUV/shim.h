@@ -1,0 +1,131 @@
+/* CUV: the one place Strands touches libuv's C header.
+ *
+ * Only what Swift cannot express lives here: the `syscall`-based thread
+ * affinity (glibc hides CPU_SET and pthread_setaffinity_np behind _GNU_SOURCE,
+ * which a Clang module cannot switch on after the C library module is built),
+ * the listening socket that must carry SO_REUSEPORT before bind (libuv 1.44
+ * has no flag for it), and casts between libuv's handle "subclasses".
+ */
+#ifndef CUV_SHIM_H
+#define CUV_SHIM_H
+
+#include <uv.h>
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Pins the calling thread to one CPU. Returns 0 or a negative errno.
+ * sched_setaffinity with pid 0 applies to the calling thread only. */
+static inline int cuv_pin_current_thread(int cpu) {
+    unsigned long mask[16] = {0}; /* 1,024 CPUs, as glibc's cpu_set_t. */
+    if (cpu < 0 || cpu >= (int)(sizeof(mask) * 8)) return -EINVAL;
+    mask[cpu / (8 * sizeof(unsigned long))] |= 1UL << (cpu % (8 * sizeof(unsigned long)));
+    long rc = syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask);
+    return rc == 0 ? 0 : -errno;
+}
+
+/* The number of CPUs this thread may run on (taskset narrows it). */
+static inline int cuv_available_cpus(void) {
+    unsigned long mask[16] = {0};
+    long rc = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
+    if (rc <= 0) return 1;
+    int count = 0;
+    for (long i = 0; i < rc / (long)sizeof(unsigned long); i++) count += __builtin_popcountl(mask[i]);
+    return count > 0 ? count : 1;
+}
+
+/* The index of the n-th CPU (0-based) in this thread's affinity mask, or -1. */
+static inline int cuv_nth_available_cpu(int n) {
+    unsigned long mask[16] = {0};
+    long rc = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
+    if (rc <= 0) return -1;
+    int bits = (int)(rc * 8);
+    for (int cpu = 0; cpu < bits; cpu++) {
+        if (mask[cpu / (8 * sizeof(unsigned long))] & (1UL << (cpu % (8 * sizeof(unsigned long))))) {
+            if (n-- == 0) return cpu;
+        }
+    }
+    return -1;
+}
+
+/* Opens a non-blocking TCP socket bound to `addr`, ready for uv_tcp_open and
+ * uv_listen. With `reuseport`, several sockets (one per loop) share the port and
+ * the kernel spreads incoming connections over them. Returns the fd or a
+ * negative errno; the fd is closed on failure. */
+static inline int cuv_bound_socket(const struct sockaddr *addr, int reuseport) {
+    int family = addr->sa_family;
+    socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0) goto fail;
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) goto fail;
+    if (bind(fd, addr, len) != 0) goto fail;
+    return fd;
+fail:;
+    int err = errno;
+    close(fd);
+    return -err;
+}
+
+/* getaddrinfo's EAI_* codes as libuv's UV_EAI_* codes (libuv keeps its own
+ * translation private). */
+static inline int cuv_translate_eai(int rc) {
+    switch (rc) {
+    case 0: return 0;
+    case EAI_AGAIN: return UV_EAI_AGAIN;
+    case EAI_BADFLAGS: return UV_EAI_BADFLAGS;
+    case EAI_FAIL: return UV_EAI_FAIL;
+    case EAI_FAMILY: return UV_EAI_FAMILY;
+    case EAI_MEMORY: return UV_EAI_MEMORY;
+    case EAI_NONAME: return UV_EAI_NONAME;
+    case EAI_SERVICE: return UV_EAI_SERVICE;
+    case EAI_SOCKTYPE: return UV_EAI_SOCKTYPE;
+#ifdef EAI_NODATA
+    case EAI_NODATA: return UV_EAI_NODATA;
+#endif
+    case EAI_SYSTEM: return -errno;
+    default: return UV_EAI_FAIL;
+    }
+}
+
+/* The port a bound socket got (after binding port 0), or a negative errno. */
+static inline int cuv_socket_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static inline int cuv_close_fd(int fd) { return close(fd) == 0 ? 0 : -errno; }
+
+/* Raises the soft open-file limit to the hard limit; returns the new soft
+ * limit, or a negative errno. */
+static inline long cuv_raise_open_file_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -errno;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return -errno;
+    }
+    return (long)rl.rlim_cur;
+}
+
+/* libuv's handle types share a common prefix; these casts are how C code
+ * "upcasts" and Swift cannot spell them without a round trip through raw
+ * pointers. */
+static inline uv_handle_t *cuv_tcp_as_handle(uv_tcp_t *t) { return (uv_handle_t *)t; }
+static inline uv_stream_t *cuv_tcp_as_stream(uv_tcp_t *t) { return (uv_stream_t *)t; }
+static inline uv_handle_t *cuv_timer_as_handle(uv_timer_t *t) { return (uv_handle_t *)t; }
+static inline uv_handle_t *cuv_async_as_handle(uv_async_t *a) { return (uv_handle_t *)a; }
+static inline uv_tcp_t *cuv_stream_as_tcp(uv_stream_t *s) { return (uv_tcp_t *)s; }
+
+#endif

@@ -1,0 +1,206 @@
+import CUV
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libuv event loop (`uv_loop_t`), run by one thread.
+///
+/// A `Loop` is loop-confined: everything on it, and every handle created on it, is used on the thread that
+/// runs it, except ``execute(_:)``, ``shutdown()`` and ``inEventLoop``, which any thread may call.
+///
+/// Lifetime: the `uv_loop_t` and the `uv_async_t` behind ``execute(_:)`` are allocated in `init`. ``run()``
+/// returns once ``shutdown()`` has closed every handle on the loop; it then calls `uv_loop_close` and
+/// records the result in ``closeResult``. The memory is freed in `deinit`.
+public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/inEventLoop cross threads.
+    /// Size of the one read buffer every stream on this loop reads into (libuv suggests 64 KiB).
+    public static let readBufferSize = 64 * 1024
+
+    let uvLoop: UnsafeMutablePointer<uv_loop_t>
+    private let wakeup: UnsafeMutablePointer<uv_async_t>
+    private let inbox = Mutex(Inbox())
+    /// The tasks being run; swapped with the inbox's array so neither reallocates in steady state.
+    private var running: [@Sendable () -> Void] = []
+    /// Every stream on this loop reads here (`uv_alloc_cb`): a read is consumed before the next one starts.
+    let readBuffer: UnsafeMutableRawBufferPointer
+    private let runningThread = Atomic<UInt>(0)
+    private let started = Atomic<Bool>(false)
+    private var hasRun = false
+    /// Set when shutdown starts: new handles are refused so that `run()` can finish.
+    public private(set) var isShuttingDown = false
+    /// The value `uv_loop_close` returned once `run()` finished: 0 means every handle was closed.
+    public private(set) var closeResult: Int32?
+    /// The position of this loop in its group (0 for a loop on its own).
+    public let index: Int
+
+    private struct Inbox {
+        var tasks: [@Sendable () -> Void] = []
+        var closed = false
+        var shutdownRequested = false
+    }
+
+    /// Creates a loop; call ``run()`` on the thread that will own it.
+    public init(index: Int = 0) throws(UVError) {
+        self.index = index
+        self.uvLoop = .allocate(capacity: 1)
+        self.wakeup = .allocate(capacity: 1)
+        self.readBuffer = .allocate(byteCount: Loop.readBufferSize, alignment: 16)
+        let rc = uv_loop_init(self.uvLoop)
+        if rc < 0 {
+            self.uvLoop.deallocate()
+            self.wakeup.deallocate()
+            self.readBuffer.deallocate()
+            throw UVError(code: rc, context: "uv_loop_init")
+        }
+        self.uvLoop.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_async_init(self.uvLoop, self.wakeup) { handle in
+            guard let handle, let data = handle.pointee.loop.pointee.data else { return }
+            Unmanaged<Loop>.fromOpaque(data).takeUnretainedValue().drainInbox()
+        }
+        self.wakeup.pointee.data = nil  // Marks the handle as the loop's own during shutdown walks.
+    }
+
+    deinit {
+        if !self.hasRun {
+            // Never run: the wake-up handle still needs closing before the loop can be.
+            uv_close(cuv_async_as_handle(self.wakeup), nil)
+            uv_run(self.uvLoop, UV_RUN_NOWAIT)
+            uv_loop_close(self.uvLoop)
+        }
+        self.uvLoop.deallocate()
+        self.wakeup.deallocate()
+        self.readBuffer.deallocate()
+    }
+
+    /// Whether the calling thread is the one running this loop.
+    public var inEventLoop: Bool {
+        let thread = self.runningThread.load(ordering: .acquiring)
+        return thread != 0 && pthread_equal(pthread_t(thread), pthread_self()) != 0
+    }
+
+    /// The loop's cached clock in milliseconds (`uv_now`), updated once per loop iteration.
+    public var now: UInt64 { uv_now(self.uvLoop) }
+
+    /// Whether ``run()`` has been called (the loop may since have finished).
+    public var hasStarted: Bool { self.started.load(ordering: .acquiring) }
+
+    /// Runs the loop on the calling thread until ``shutdown()`` has closed every handle.
+    public func run() {
+        self.run(onStart: nil)
+    }
+
+    /// `onStart` runs on the loop's thread once `inEventLoop` holds, before the first iteration.
+    func run(onStart: (() -> Void)?) {
+        precondition(!self.hasRun, "a Loop runs once")
+        self.hasRun = true
+        self.runningThread.store(UInt(pthread_self()), ordering: .releasing)
+        self.started.store(true, ordering: .releasing)
+        onStart?()
+        uv_run(self.uvLoop, UV_RUN_DEFAULT)
+        var rc = uv_loop_close(self.uvLoop)
+        // Handles created by close callbacks during shutdown are closed here, a bounded number of times.
+        var rounds = 0
+        while rc == UV_EBUSY.rawValue && rounds < 8 {
+            self.closeAllHandles()
+            uv_run(self.uvLoop, UV_RUN_DEFAULT)
+            rc = uv_loop_close(self.uvLoop)
+            rounds += 1
+        }
+        self.closeResult = rc
+        self.runningThread.store(0, ordering: .releasing)
+    }
+
+    /// Runs `task` on the loop's thread, in the order tasks were submitted.
+    ///
+    /// Safe from any thread. One `uv_async_t` wakes the loop; a burst of tasks costs one wake-up.
+    /// - Returns: `false` if the loop is shutting down and the task was dropped.
+    @discardableResult
+    public func execute(_ task: @escaping @Sendable () -> Void) -> Bool {
+        let (accepted, wake) = self.inbox.withLock { inbox -> (Bool, Bool) in
+            if inbox.closed { return (false, false) }
+            inbox.tasks.append(task)
+            return (true, inbox.tasks.count == 1)
+        }
+        // uv_async_send coalesces; only the first task of a burst needs to pay for the syscall.
+        if wake { uv_async_send(self.wakeup) }
+        return accepted
+    }
+
+    /// Closes every handle on the loop (listeners, streams, timers), after running tasks already submitted.
+    /// ``run()`` then returns. Safe from any thread; later calls do nothing.
+    public func shutdown() {
+        let first = self.inbox.withLock { inbox -> Bool in
+            if inbox.closed { return false }
+            inbox.closed = true
+            inbox.shutdownRequested = true
+            return true
+        }
+        if first { uv_async_send(self.wakeup) }
+    }
+
+    private func drainInbox() {
+        let shutdownNow = self.inbox.withLock { inbox -> Bool in
+            swap(&inbox.tasks, &self.running)
+            return inbox.shutdownRequested
+        }
+        for task in self.running { task() }
+        self.running.removeAll(keepingCapacity: true)
+        if shutdownNow { self.beginShutdown() }
+    }
+
+    private func beginShutdown() {
+        guard !self.isShuttingDown else { return }
+        self.isShuttingDown = true
+        // Tasks that raced in before `closed` was set still run: drain once more before the handle goes.
+        self.inbox.withLock { inbox in swap(&inbox.tasks, &self.running) }
+        for task in self.running { task() }
+        self.running.removeAll()
+        self.closeAllHandles()
+    }
+
+    /// Asks every open handle's owner to close; the wake-up handle goes last.
+    private func closeAllHandles() {
+        uv_walk(self.uvLoop, { handle, _ in
+            guard let handle, uv_is_closing(handle) == 0 else { return }
+            if let data = handle.pointee.data {
+                let owner = Unmanaged<AnyObject>.fromOpaque(data).takeUnretainedValue()
+                (owner as? any LoopHandleOwner)?.closeForShutdown()
+            } else {
+                uv_close(handle, nil)
+            }
+        }, nil)
+    }
+
+    /// Traps with a clear message when loop-confined state is touched from another thread (debug builds).
+    @inline(__always)
+    func assertInLoop(_ function: StaticString = #function) {
+        assert(self.inEventLoop || self.runningThread.load(ordering: .relaxed) == 0,
+               "\(function) called off its loop's thread")
+    }
+
+    /// The number of handles libuv still holds on this loop (open or closing). For tests and diagnostics.
+    /// 0 once the loop has closed (uv_loop_close succeeds only without handles, and the loop is gone after).
+    public var handleCount: Int {
+        if self.closeResult == 0 { return 0 }
+        var count = 0
+        withUnsafeMutablePointer(to: &count) { pointer in
+            uv_walk(self.uvLoop, { _, arg in
+                arg!.assumingMemoryBound(to: Int.self).pointee += 1
+            }, pointer)
+        }
+        return count
+    }
+
+    /// Finds the `Loop` that owns a libuv loop pointer.
+    @inline(__always)
+    static func from(_ uvLoop: UnsafeMutablePointer<uv_loop_t>) -> Loop {
+        Unmanaged<Loop>.fromOpaque(uvLoop.pointee.data!).takeUnretainedValue()
+    }
+}
+
+/// An object whose `handle.data` points at it (retained) and that knows how to close its handle.
+protocol LoopHandleOwner: AnyObject {
+    /// Closes the handle because the loop is shutting down.
+    func closeForShutdown()
+}

@@ -1,0 +1,107 @@
+import CUV
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// N event loops, each run by its own thread, each thread pinned to its own CPU.
+///
+/// A connection lives on one loop for its whole life; ``next()`` spreads new work over the loops round robin.
+/// ``shutdown()`` closes every handle on every loop and joins the threads.
+public final class LoopGroup: Sendable {
+    /// The loops, in CPU order.
+    public let loops: [Loop]
+    private let threads: Mutex<[pthread_t]>
+    private let cursor = Atomic<Int>(0)
+
+    /// Starts `loopCount` loops.
+    /// - Parameters:
+    ///   - loopCount: How many loops and threads; defaults to the CPUs this process may use
+    ///     (`taskset` narrows it), because one busy loop saturates one core.
+    ///   - pinThreads: Pin loop *i* to the *i*-th CPU of the process's affinity mask (wrapping around), so a
+    ///     loop keeps its caches warm and two loops never fight for one core. Off, the scheduler places them.
+    public init(loopCount: Int = System.availableCPUs, pinThreads: Bool = true) throws(UVError) {
+        precondition(loopCount > 0, "a LoopGroup needs at least one loop")
+        var loops: [Loop] = []
+        for index in 0..<loopCount {
+            loops.append(try Loop(index: index))
+        }
+        self.loops = loops
+        let cpus = System.availableCPUs
+        var threads: [pthread_t] = []
+        var latches: [Latch<Bool>] = []
+        for loop in loops {
+            let cpu = pinThreads ? Int(cuv_nth_available_cpu(Int32(loop.index % cpus))) : -1
+            let started = LoopThreadStart(loop: loop, cpu: cpu)
+            latches.append(started.running)
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { argument in
+                let start = Unmanaged<LoopThreadStart>.fromOpaque(argument!).takeRetainedValue()
+                if start.cpu >= 0 { _ = cuv_pin_current_thread(Int32(start.cpu)) }
+                start.loop.run(onStart: { start.running.set(true) })
+                return nil
+            }, Unmanaged.passRetained(started).toOpaque())
+            precondition(rc == 0, "pthread_create failed: \(rc)")
+            threads.append(thread)
+        }
+        self.threads = Mutex(threads)
+        // Callers may use the loops as soon as init returns: wait until each knows its thread.
+        for latch in latches { _ = latch.wait() }
+    }
+
+    /// The next loop, round robin. Safe from any thread.
+    public func next() -> Loop {
+        let n = self.cursor.wrappingAdd(1, ordering: .relaxed).oldValue
+        return self.loops[Int(UInt(bitPattern: n) % UInt(self.loops.count))]
+    }
+
+    /// Shuts every loop down (see ``Loop/shutdown()``) and waits for its thread to finish.
+    /// Safe from any thread except a loop thread of this group; later calls return at once.
+    public func shutdown() {
+        precondition(!self.loops.contains { $0.inEventLoop }, "LoopGroup.shutdown() would join its own thread")
+        self.shutdownAndJoin()
+    }
+
+    private func shutdownAndJoin() {
+        for loop in self.loops { loop.shutdown() }
+        let threads = self.threads.withLock { threads in
+            defer { threads = [] }
+            return threads
+        }
+        let me = pthread_self()
+        for thread in threads {
+            // A group released on one of its own loop threads cannot join that thread; it ends on its own.
+            if pthread_equal(thread, me) != 0 { pthread_detach(thread) } else { pthread_join(thread, nil) }
+        }
+    }
+
+    deinit {
+        self.shutdownAndJoin()
+    }
+}
+
+private final class LoopThreadStart {
+    let loop: Loop
+    let cpu: Int
+    let running = Latch<Bool>()
+    init(loop: Loop, cpu: Int) {
+        self.loop = loop
+        self.cpu = cpu
+    }
+}
+
+/// Facts about the machine and process that sizing decisions need.
+public enum System {
+    /// CPUs this process may run on (its affinity mask, which `taskset` narrows).
+    public static var availableCPUs: Int { Int(cuv_available_cpus()) }
+
+    /// Raises the soft open-file limit (`RLIMIT_NOFILE`) to the hard limit; every connection is a descriptor.
+    /// - Returns: The limit now in force.
+    @discardableResult
+    public static func raiseOpenFileLimit() throws(UVError) -> Int {
+        let rc = cuv_raise_open_file_limit()
+        if rc < 0 { throw UVError(code: Int32(rc), context: "setrlimit(RLIMIT_NOFILE)") }
+        return rc
+    }
+}
