@@ -19,7 +19,7 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
 
     let uvLoop: UnsafeMutablePointer<uv_loop_t>
     private let wakeup: UnsafeMutablePointer<uv_async_t>
-    private let inbox = Mutex(Inbox())
+    private let inbox = Locked(Inbox())
     /// The tasks being run; swapped with the inbox's array so neither reallocates in steady state.
     private var running: [@Sendable () -> Void] = []
     /// Every stream on this loop reads here (`uv_alloc_cb`): a read is consumed before the next one starts.

@@ -12,7 +12,7 @@ import Glibc
 public final class LoopGroup: Sendable {
     /// The loops, in CPU order.
     public let loops: [Loop]
-    private let threads: Mutex<[pthread_t]>
+    private let threads: Locked<[pthread_t]>
     private let cursor = Atomic<Int>(0)
 
     /// Starts `loopCount` loops.
@@ -45,7 +45,7 @@ public final class LoopGroup: Sendable {
             precondition(rc == 0, "pthread_create failed: \(rc)")
             threads.append(thread)
         }
-        self.threads = Mutex(threads)
+        self.threads = Locked(threads)
         // Callers may use the loops as soon as init returns: wait until each knows its thread.
         for latch in latches { _ = latch.wait() }
     }

@@ -114,7 +114,7 @@ struct LoopTests {
         #expect(ranOnLoop)
         loop.shutdown()
         thread.join()
-        #expect(finished.value)
+        #expect(finished.current)
         #expect(loop.closeResult == 0)
         #expect(loop.execute {} == false)
     }

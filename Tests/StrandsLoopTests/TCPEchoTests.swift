@@ -278,13 +278,31 @@ struct TCPEchoTests {
     }
 }
 
-/// A one-shot gate a test thread can wait on (the server side reports from its loop thread).
-final class Latch: Sendable {
-    private let opened = Mutex(false)
-    func open() { self.opened.withLock { $0 = true } }
-    /// Waits for `open()`, yielding the CPU between checks; bounded by the test's time limit.
+/// A one-shot gate a test thread waits on while a loop thread opens it (mutex + condition variable).
+final class Latch: @unchecked Sendable {  // Safe: `opened` is guarded by `mutex`.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var opened = false
+    init() {
+        pthread_mutex_init(self.mutex, nil)
+        pthread_cond_init(self.condition, nil)
+    }
+    deinit {
+        pthread_cond_destroy(self.condition)
+        pthread_mutex_destroy(self.mutex)
+        self.condition.deallocate()
+        self.mutex.deallocate()
+    }
+    func open() {
+        pthread_mutex_lock(self.mutex)
+        self.opened = true
+        pthread_cond_broadcast(self.condition)
+        pthread_mutex_unlock(self.mutex)
+    }
     func wait() {
-        while !self.opened.withLock({ $0 }) { sched_yield() }
+        pthread_mutex_lock(self.mutex)
+        while !self.opened { pthread_cond_wait(self.condition, self.mutex) }
+        pthread_mutex_unlock(self.mutex)
     }
 }
 

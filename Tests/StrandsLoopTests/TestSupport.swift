@@ -14,8 +14,8 @@ func onLoop<T: Sendable>(
 }
 
 final class Once<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T, Never>?>
-    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Mutex(continuation) }
+    private let continuation: Locked<CheckedContinuation<T, Never>?>
+    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Locked(continuation) }
     func resume(_ value: T) {
         let pending = self.continuation.withLock { slot in
             defer { slot = nil }
@@ -31,7 +31,7 @@ final class Tally: Sendable {
         var ok = 0
         var failures: [String] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let total: Int
     private let done: @Sendable (_ ok: Int, _ failures: [String]) -> Void
 
@@ -72,10 +72,3 @@ func closedPort() throws -> Int {
     return port
 }
 
-/// A value shared between test threads and loop threads, behind a lock.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { self.mutex = Mutex(value) }
-    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { self.mutex.withLock { body(&$0) } }
-    var value: Value { self.mutex.withLock { $0 } }
-}
