@@ -19,9 +19,10 @@ public final class LoopGroup: Sendable {
     /// - Parameters:
     ///   - loopCount: How many loops and threads; defaults to the CPUs this process may use
     ///     (`taskset` narrows it), because one busy loop saturates one core.
-    ///   - pinThreads: Pin loop *i* to the *i*-th CPU of the process's affinity mask (wrapping around), so a
-    ///     loop keeps its caches warm and two loops never fight for one core. Off, the scheduler places them.
-    public init(loopCount: Int = System.availableCPUs, pinThreads: Bool = true) throws(UVError) {
+    ///   - pinning: Where the loop threads run; by default loop *i* is pinned to the *i*-th CPU of the
+    ///     process's affinity mask (wrapping around), so a loop keeps its caches warm and two loops of the
+    ///     group never fight for one core.
+    public init(loopCount: Int = System.availableCPUs, pinning: Pinning = .automatic) throws(UVError) {
         precondition(loopCount > 0, "a LoopGroup needs at least one loop")
         var loops: [Loop] = []
         for index in 0..<loopCount {
@@ -32,7 +33,12 @@ public final class LoopGroup: Sendable {
         var threads: [pthread_t] = []
         var latches: [Latch<Bool>] = []
         for loop in loops {
-            let cpu = pinThreads ? Int(cuv_nth_available_cpu(Int32(loop.index % cpus))) : -1
+            let cpu: Int
+            switch pinning.kind {
+            case .automatic: cpu = Int(cuv_nth_available_cpu(Int32(loop.index % cpus)))
+            case .none: cpu = -1
+            case .cpus(let list): cpu = list.isEmpty ? -1 : list[loop.index % list.count]
+            }
             let started = LoopThreadStart(loop: loop, cpu: cpu)
             latches.append(started.running)
             var thread = pthread_t()
@@ -78,6 +84,21 @@ public final class LoopGroup: Sendable {
 
     deinit {
         self.shutdownAndJoin()
+    }
+}
+
+extension LoopGroup {
+    /// Which CPUs a group's loop threads are pinned to.
+    public struct Pinning: Sendable {
+        enum Kind { case automatic, none, cpus([Int]) }
+        let kind: Kind
+
+        /// Loop *i* on the *i*-th CPU the process may use, wrapping around.
+        public static let automatic = Pinning(kind: .automatic)
+        /// No pinning: the scheduler places the threads.
+        public static let none = Pinning(kind: .none)
+        /// Loop *i* on `cpus[i % cpus.count]` (CPU numbers as `taskset` and `/proc/cpuinfo` give them).
+        public static func cpus(_ cpus: [Int]) -> Pinning { Pinning(kind: .cpus(cpus)) }
     }
 }
 
