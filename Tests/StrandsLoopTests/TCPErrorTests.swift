@@ -1,6 +1,10 @@
 import StrandsLoop
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite("TCP errors")
 struct TCPErrorTests {
     private func connect(_ host: String, _ port: Int, timeout: Duration? = nil) async throws -> UVError? {
@@ -44,6 +48,49 @@ struct TCPErrorTests {
         #expect(error.code < 0)
         #expect(!error.description.isEmpty)
         #expect(throws: UVError.self) { try SocketAddress(ip: host, port: port) }
+    }
+
+    @Test("a connect the peer never completes gives up with ETIMEDOUT at the timeout")
+    func connectTimeout() async throws {
+        // A socket that listens with a backlog of 0 and never accepts: once its accept queue holds one
+        // connection, Linux drops further SYNs, so the next connect hangs until our timeout.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 0) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        struct Outcome: Sendable { var errors: [String]; var elapsed: UInt64 }
+        let outcome: Outcome = await onLoop(loop) { finish in
+            var errors: [String] = []
+            var remaining = 4
+            let start = loop.now
+            for _ in 0..<4 {
+                TCPStream.connect(on: loop, host: "127.0.0.1", port: port, timeout: .milliseconds(300)) { result in
+                    switch result {
+                    case .success: break  // Those the kernel queued; they stay open until shutdown.
+                    case .failure(let error): errors.append(error.description)
+                    }
+                    remaining -= 1
+                    if remaining == 0 { finish(Outcome(errors: errors, elapsed: loop.now - start)) }
+                }
+            }
+        }
+        #expect(!outcome.errors.isEmpty, "the accept queue never filled")
+        #expect(outcome.errors.allSatisfy { $0 == "connect to 127.0.0.1:\(port): ETIMEDOUT (connection timed out)" },
+                "\(outcome.errors)")
+        #expect(outcome.elapsed >= 300)
     }
 
     @Test("listening on a port another socket holds fails with EADDRINUSE")
