@@ -27,6 +27,8 @@ let package = Package(
         .target(name: "StrandsWS", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
         .executableTarget(name: "echoserver", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
         .executableTarget(name: "perftest", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
+        // Drives StrandsWS through the Autobahn TestSuite (kosoku) as server and as client.
+        .executableTarget(name: "strands-autobahn", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
         .testTarget(name: "StrandsLoopTests", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
     ]
 )

@@ -105,6 +105,21 @@ static inline int cuv_socket_port(int fd) {
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* Fills `buf` from the kernel's CSPRNG (getrandom(2)); returns 0 or a negative errno. */
+static inline int cuv_random_bytes(void *buf, size_t len) {
+    unsigned char *p = buf;
+    while (len > 0) {
+        long n = syscall(SYS_getrandom, p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 static inline int cuv_close_fd(int fd) { return close(fd) == 0 ? 0 : -errno; }
 
 /* Raises the soft open-file limit to the hard limit; returns the new soft

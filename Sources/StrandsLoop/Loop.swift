@@ -33,6 +33,8 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     public private(set) var closeResult: Int32?
     /// The position of this loop in its group (0 for a loop on its own).
     public let index: Int
+    /// Per-loop singletons of higher layers, by type; see ``local(_:make:)``.
+    private var locals: [ObjectIdentifier: AnyObject] = [:]
 
     private struct Inbox {
         var tasks: [@Sendable () -> Void] = []
@@ -108,6 +110,7 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
             rounds += 1
         }
         self.closeResult = rc
+        self.locals = [:]  // Per-loop objects often hold the loop: let the cycle go with the loop.
         self.runningThread.store(0, ordering: .releasing)
     }
 
@@ -170,6 +173,19 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
                 uv_close(handle, nil)
             }
         }, nil)
+    }
+
+    /// The loop's one instance of `type`, made by `make` on first use. Loop-confined.
+    ///
+    /// How higher layers keep per-loop state (a reusable scratch buffer, a sweep timer) without globals.
+    /// Look it up once per connection and keep the reference, not once per message.
+    public func local<T: AnyObject>(_ type: T.Type, make: () -> T) -> T {
+        self.assertInLoop()
+        let key = ObjectIdentifier(type)
+        if let existing = self.locals[key] { return unsafeDowncast(existing, to: T.self) }
+        let made = make()
+        self.locals[key] = made
+        return made
     }
 
     /// Traps with a clear message when loop-confined state is touched from another thread (debug builds).

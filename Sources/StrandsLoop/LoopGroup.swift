@@ -117,6 +117,14 @@ public enum System {
     /// CPUs this process may run on (its affinity mask, which `taskset` narrows).
     public static var availableCPUs: Int { Int(cuv_available_cpus()) }
 
+    /// Fills `buffer` from the kernel's cryptographically secure generator (`getrandom`). Traps only if the
+    /// kernel cannot provide randomness at all, which no supported Linux does.
+    public static func fillRandom(_ buffer: UnsafeMutableRawBufferPointer) {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        let rc = cuv_random_bytes(base, buffer.count)
+        precondition(rc == 0, "getrandom failed: \(UVError(code: rc))")
+    }
+
     /// Raises the soft open-file limit (`RLIMIT_NOFILE`) to the hard limit; every connection is a descriptor.
     /// - Returns: The limit now in force.
     @discardableResult

@@ -14,6 +14,12 @@ extension TCPStream {
         try self.submit(&buffer, count: 1, total: bytes.count)
     }
 
+    /// Writes `bytes`; see ``write(_:)-(UnsafeRawBufferPointer)``.
+    @inline(__always)
+    public func write(_ bytes: UnsafeMutableRawBufferPointer) throws(UVError) {
+        try self.write(UnsafeRawBufferPointer(bytes))
+    }
+
     /// Writes two buffers as one (a frame header and its payload, say) with a single system call.
     public func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(UVError) {
         var buffers = (

@@ -144,7 +144,7 @@ public final class TCPStream: LoopHandleOwner {
     private static let onRead: uv_read_cb = { stream, nread, buffer in
         let self_ = TCPStream.from(UnsafeMutableRawPointer(stream!))
         if nread > 0 {
-            self_.delegate?.stream(self_, didRead: UnsafeRawBufferPointer(start: buffer!.pointee.base, count: nread))
+            self_.delegate?.stream(self_, didRead: UnsafeMutableRawBufferPointer(start: buffer!.pointee.base, count: nread))
         } else if nread == Int(UV_EOF.rawValue) {
             self_.flags.insert(.eof)
             self_.updateReading()

@@ -4,8 +4,8 @@
 /// the stream holds it strongly until the close callback, then lets it go.
 public protocol TCPStreamDelegate: AnyObject {
     /// Bytes arrived. `bytes` is the loop's shared read buffer: valid only during this call, never to be
-    /// kept. Copy what must outlive it.
-    func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer)
+    /// kept, but the delegate may change it in place (a WebSocket unmasks there). Copy what must outlive it.
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer)
 
     /// The peer half-closed its side (read returned EOF). The default closes the stream.
     func streamDidReachEOF(_ stream: TCPStream)

@@ -10,8 +10,8 @@ import Glibc
 ///
 /// Both buffers are freed when the queue drains: an idle connection holds no write memory.
 struct WriteQueue {
-    var inFlight = ByteBuffer()
-    var queued = ByteBuffer()
+    var inFlight = RawBuffer()
+    var queued = RawBuffer()
     /// The one `uv_write_t`, allocated on the first write that had to wait and kept until close.
     var request: UnsafeMutablePointer<uv_write_t>?
 
@@ -31,36 +31,3 @@ struct WriteQueue {
     }
 }
 
-/// A growable run of bytes in one malloc'd block. Not copy-on-write: owned by exactly one `WriteQueue`.
-struct ByteBuffer {
-    private(set) var base: UnsafeMutableRawPointer?
-    private(set) var count = 0
-    private(set) var capacity = 0
-
-    var isEmpty: Bool { self.count == 0 }
-
-    mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0 else { return }
-        self.reserve(self.count + bytes.count)
-        // Safe: reserve made room for count + bytes.count.
-        (self.base! + self.count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        self.count += bytes.count
-    }
-
-    mutating func reserve(_ needed: Int) {
-        guard needed > self.capacity else { return }
-        let newCapacity = max(needed, self.capacity * 2, 4096)
-        self.base = realloc(self.base, newCapacity)
-        precondition(self.base != nil, "out of memory growing a write buffer to \(newCapacity) bytes")
-        self.capacity = newCapacity
-    }
-
-    mutating func removeAll() { self.count = 0 }
-
-    mutating func free() {
-        Glibc.free(self.base)
-        self.base = nil
-        self.count = 0
-        self.capacity = 0
-    }
-}

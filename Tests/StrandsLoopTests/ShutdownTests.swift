@@ -12,7 +12,7 @@ struct ShutdownTests {
         final class Recorder: TCPStreamDelegate, Sendable {
             let closedWith: Locked<[String]>
             init(_ closedWith: Locked<[String]>) { self.closedWith = closedWith }
-            func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {}
+            func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {}
             func stream(_ stream: TCPStream, didCloseWith error: UVError?) {
                 self.closedWith.withLock { $0.append(error?.name ?? "nil") }
             }
@@ -77,7 +77,7 @@ struct ShutdownTests {
                 self.outcome = outcome
                 self.port = port
             }
-            func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {}
+            func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {}
             func stream(_ stream: TCPStream, didCloseWith error: UVError?) {
                 // A client that reconnects on close must not keep a shutting-down loop alive.
                 let timer = stream.loop.scheduleTimer(after: .milliseconds(1)) {}

@@ -18,7 +18,7 @@ private final class EchoClient: TCPStreamDelegate {
         self.report = nil
     }
 
-    func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
         self.received.append(contentsOf: bytes)
         if self.received.count >= self.message.count {
             self.finish(self.received == self.message ? nil : "echo differs")
@@ -97,7 +97,7 @@ struct TCPEchoTests {
             var maxPending = 0
             let report: @Sendable (Int, Int) -> Void
             init(report: @escaping @Sendable (Int, Int) -> Void) { self.report = report }
-            func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {
+            func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
                 try? stream.write(bytes)
                 self.maxPending = max(self.maxPending, stream.pendingWriteBytes)
             }
@@ -149,7 +149,7 @@ struct TCPEchoTests {
                 }
             }
             func streamDidDrain(_ stream: TCPStream) { self.pump(stream) }
-            func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {
+            func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
                 for (i, byte) in bytes.enumerated() where self.mismatchAt == nil {
                     if byte != patternByte(self.received + i) { self.mismatchAt = self.received + i }
                 }
@@ -205,7 +205,7 @@ struct TCPEchoTests {
         /// Collects everything, then on EOF answers with the byte count and half-closes too.
         final class CountThenReply: TCPStreamDelegate {
             var count = 0
-            func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) { self.count += bytes.count }
+            func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) { self.count += bytes.count }
             func streamDidReachEOF(_ stream: TCPStream) {
                 try? stream.write(Array("\(self.count)".utf8))
                 stream.shutdownWrite()
@@ -215,7 +215,7 @@ struct TCPEchoTests {
             var bytes: [UInt8] = []
             let finish: (String) -> Void
             init(finish: @escaping (String) -> Void) { self.finish = finish }
-            func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {
+            func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
                 self.bytes.append(contentsOf: bytes)
             }
             func streamDidReachEOF(_ stream: TCPStream) {

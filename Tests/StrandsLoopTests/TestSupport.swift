@@ -51,7 +51,7 @@ final class Tally: Sendable {
 
 /// Echoes every byte back; stateless, so one instance serves every connection of a server.
 final class EchoHandler: TCPStreamDelegate, Sendable {
-    func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
         try? stream.write(bytes)
     }
 }

@@ -12,7 +12,7 @@ import Glibc
 
 /// Echo on the server loop; stateless.
 final class Echo: TCPStreamDelegate, Sendable {
-    func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
         try? stream.write(bytes)
     }
 }
@@ -42,7 +42,7 @@ final class BatchClient: TCPStreamDelegate, @unchecked Sendable {  // Safe: fiel
         try? self.stream?.write(UnsafeRawBufferPointer(self.payload))
     }
 
-    func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
         self.pending += bytes.count
         while self.pending >= self.payload.count {
             self.pending -= self.payload.count

@@ -107,7 +107,7 @@ func processCPUSeconds() -> Double {
 /// Echoes whatever arrives and counts the bytes; one instance serves every connection of one loop.
 final class Echo: TCPStreamDelegate, @unchecked Sendable {  // Safe: used on the one server loop only.
     var bytes = 0
-    func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
         self.bytes += bytes.count
         try? stream.write(bytes)
     }
@@ -145,7 +145,7 @@ final class PingClient: TCPStreamDelegate {
         do { try stream.write(UnsafeRawBufferPointer(self.run.payload)) } catch { self.run.errors += 1 }
     }
 
-    func stream(_ stream: TCPStream, didRead bytes: UnsafeRawBufferPointer) {
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
         self.pending += bytes.count
         guard self.pending >= self.run.size else { return }
         self.pending -= self.run.size

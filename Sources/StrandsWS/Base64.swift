@@ -1,0 +1,53 @@
+/// Standard base64 (RFC 4648 §4, with padding), for the handshake's keys.
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ bytes: some Collection<UInt8>) -> String {
+        let input = Array(bytes)
+        var out: [UInt8] = []
+        out.reserveCapacity((input.count + 2) / 3 * 4)
+        var i = 0
+        while i < input.count {
+            let b0 = input[i]
+            let b1 = i + 1 < input.count ? input[i + 1] : 0
+            let b2 = i + 2 < input.count ? input[i + 2] : 0
+            out.append(alphabet[Int(b0 >> 2)])
+            out.append(alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
+            out.append(i + 1 < input.count ? alphabet[Int((b1 & 0x0F) << 2 | b2 >> 6)] : UInt8(ascii: "="))
+            out.append(i + 2 < input.count ? alphabet[Int(b2 & 0x3F)] : UInt8(ascii: "="))
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes strict padded base64; `nil` for anything else (wrong length, stray characters, bad padding).
+    static func decode(_ text: some StringProtocol) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 4 == 0 else { return nil }
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): c - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): c - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "+"): 62
+            case UInt8(ascii: "/"): 63
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        var i = 0
+        while i < chars.count {
+            let last = i + 4 == chars.count
+            let pad = last ? (chars[i + 3] == UInt8(ascii: "=") ? (chars[i + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
+            guard let a = value(chars[i]), let b = value(chars[i + 1]) else { return nil }
+            let c = pad >= 2 ? 0 : value(chars[i + 2])
+            let d = pad >= 1 ? 0 : value(chars[i + 3])
+            guard let c, let d else { return nil }
+            out.append(a << 2 | b >> 4)
+            if pad < 2 { out.append((b & 0x0F) << 4 | c >> 2) } else if b & 0x0F != 0 { return nil }
+            if pad < 1 { out.append((c & 0x03) << 6 | d) } else if pad == 1 && c & 0x03 != 0 { return nil }
+            i += 4
+        }
+        return out
+    }
+}

@@ -1,0 +1,196 @@
+/// One WebSocket connection, server or client side. Loop-confined: use it on ``loop`` only (or through
+/// ``sender`` from other threads).
+///
+/// Lifetime: made when a server accepts or a client connects; it owns its ``TCPStream`` and is the
+/// stream's delegate, so the two keep each other alive until the stream's close callback, where the
+/// handler hears ``WebSocketHandler/webSocket(_:didCloseWith:reason:)`` and both are let go.
+public final class WebSocket: TCPStreamDelegate {
+    public enum Role: Sendable { case server, client }
+
+    enum Phase: UInt8 {
+        /// Server: reading the upgrade request. Client: waiting for the 101.
+        case handshake
+        /// Server: a plain HTTP response is out; waiting for the peer to close.
+        case httpResponse
+        case open
+        /// A close frame went out; waiting for the peer's.
+        case closeSent
+        /// Both close frames are through (or the connection failed); waiting for TCP to end.
+        case closing
+        case closed
+    }
+
+    public let loop: Loop
+    public let role: Role
+    let stream: TCPStream
+    let handler: any WebSocketHandler
+    let configuration: WebSocketConfiguration
+    let shared: WebSocketLoopContext
+    let counters: WebSocketCounters
+    var phase: Phase = .handshake
+    var parser: FrameParser
+    /// The HTTP head being read; exists only during the handshake.
+    var head: HTTPHeadReader?
+    /// Client only: what the handshake must answer.
+    var pendingClient: ClientHandshake?
+    /// Deadline in loop milliseconds and the slot in the loop's deadline list (-1: none).
+    var deadline: UInt64 = 0
+    var timedIndex = -1
+    /// What the handler will hear when TCP ends.
+    var closeCode: CloseCode = .abnormalClosure
+    var closeReason = ""
+    var closeReceived = false
+    /// Half-close TCP once the cork of the current read is flushed.
+    var halfCloseAfterCork = false
+    var didOpen = false
+
+    /// The application's per-connection state; Strands never touches it.
+    public var context: AnyObject?
+    /// The subprotocol agreed in the handshake, if any.
+    public internal(set) var subprotocol: String?
+
+    init(stream: TCPStream, role: Role, handler: any WebSocketHandler, configuration: WebSocketConfiguration,
+         counters: WebSocketCounters?) {
+        self.loop = stream.loop
+        self.role = role
+        self.stream = stream
+        self.handler = handler
+        self.configuration = configuration
+        self.shared = WebSocketLoopContext.on(stream.loop)
+        self.counters = counters ?? self.shared.clientCounters
+        self.parser = FrameParser(expectMasked: role == .server, maxMessageSize: configuration.maxMessageSize)
+        stream.highWaterMark = configuration.highWaterMark
+        stream.lowWaterMark = configuration.lowWaterMark
+        stream.delegate = self
+    }
+
+    // MARK: State
+
+    /// True from the handshake's success until a close frame is sent or received.
+    public var isOpen: Bool { self.phase == .open }
+    /// True once TCP is closed.
+    public var isClosed: Bool { self.phase == .closed }
+    /// The peer's address.
+    public var remoteAddress: SocketAddress? { self.stream.remoteAddress }
+    /// Bytes sent but not yet taken by the kernel. Reading pauses above the configured high-water mark.
+    public var pendingWriteBytes: Int { self.stream.pendingWriteBytes }
+
+    /// Stops reading from the peer (TCP flow control then slows it down).
+    public func pauseReading() { self.stream.stopReading() }
+    /// Resumes reading after ``pauseReading()``.
+    public func resumeReading() { if self.phase != .closed { self.stream.startReading() } }
+
+    // MARK: TCPStreamDelegate
+
+    public func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
+        switch self.phase {
+        case .handshake:
+            self.readHandshake(UnsafeRawBufferPointer(bytes))
+        case .open, .closeSent:
+            self.readFrames(bytes)
+        case .httpResponse, .closing, .closed:
+            break  // Whatever the peer still sends is of no use now.
+        }
+    }
+
+    public func streamDidReachEOF(_ stream: TCPStream) {
+        if self.phase == .open || self.phase == .closeSent || self.phase == .handshake {
+            self.counters.errors += self.phase == .handshake && self.role == .client ? 1 : 0
+        }
+        if self.phase == .handshake, self.role == .client {
+            self.failClientHandshake(.handshakeFailed("server closed the connection during the handshake"))
+            return
+        }
+        stream.close()
+    }
+
+    public func streamDidDrain(_ stream: TCPStream) {
+        if self.phase == .open { self.handler.webSocketDidDrain(self) }
+    }
+
+    public func stream(_ stream: TCPStream, didCloseWith error: UVError?) {
+        let wasOpen = self.didOpen
+        self.phase = .closed
+        self.shared.clearDeadline(self)
+        self.parser.release()
+        self.head?.release()
+        self.head = nil
+        if error != nil && error != .cancelled && !self.closeReceived && self.closeCode == .abnormalClosure {
+            self.counters.errors += 1
+        }
+        if let pending = self.pendingClient {
+            self.pendingClient = nil
+            pending.completion(.failure(.handshakeFailed(error.map { "\($0)" } ?? "connection closed during the handshake")))
+        }
+        if wasOpen {
+            self.counters.open -= 1
+            self.handler.webSocket(self, didCloseWith: self.closeCode, reason: self.closeReason)
+        }
+        self.context = nil
+    }
+
+    // MARK: Frames in
+
+    func readFrames(_ bytes: UnsafeMutableRawBufferPointer) {
+        // Cork: every frame this read provokes (echoes, pongs, a close) leaves in one write.
+        let shared = self.shared
+        shared.corkOwner = self
+        var sink = Sink(socket: self)
+        let result = self.parser.parse(bytes, into: &sink)
+        if case .failed(let code, let reason) = result {
+            self.fail(code, reason)  // Its close frame joins the cork, behind the replies before it.
+        }
+        shared.corkOwner = nil
+        self.flushCorkNow()
+        if self.halfCloseAfterCork { self.stream.shutdownWrite() }
+    }
+
+    /// Bridges the parser's callbacks to the connection without an allocation per call.
+    struct Sink: FrameParserSink {
+        unowned(unsafe) let socket: WebSocket
+
+        mutating func parser(didReceiveMessage opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
+            let socket = self.socket
+            guard socket.phase == .open else { return socket.phase == .closeSent }
+            socket.counters.messagesReceived += 1
+            socket.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
+            return socket.phase == .open || socket.phase == .closeSent
+        }
+
+        mutating func parser(didReceiveControl opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
+            let socket = self.socket
+            switch opcode {
+            case .ping:
+                if socket.phase == .open { socket.writeFrame(.pong, UnsafeRawBufferPointer(payload)) }
+                return true
+            case .pong:
+                if socket.phase == .open { socket.handler.webSocket(socket, didReceivePong: UnsafeRawBufferPointer(payload)) }
+                return true
+            default:
+                socket.receivedClose(UnsafeRawBufferPointer(payload))
+                return false
+            }
+        }
+    }
+
+    // MARK: Deadlines
+
+    func deadlinePassed() {
+        switch self.phase {
+        case .handshake:
+            self.counters.errors += 1
+            if self.role == .client {
+                self.failClientHandshake(.timedOut("no handshake response within \(self.configuration.handshakeTimeout)"))
+            } else {
+                self.stream.close()  // A silent or slow client gets no answer: it has not earned one.
+            }
+        case .httpResponse, .closeSent, .closing:
+            self.stream.close()
+        case .open, .closed:
+            break
+        }
+    }
+}
+
+@available(*, unavailable)
+extension WebSocket: Sendable {}

@@ -1,0 +1,82 @@
+/// The behaviour of a WebSocket server or client: one object for all its connections, called on each
+/// connection's loop. Per-connection state goes in ``WebSocket/context``.
+///
+/// It is shared by every loop of a server, hence `Sendable`: keep it stateless, or guard what it shares.
+public protocol WebSocketHandler: AnyObject, Sendable {
+    /// Server: an upgrade request passed RFC 6455 validation; accept it (optionally choosing one of the
+    /// offered subprotocols and adding response headers) or reject it with a response.
+    /// The default accepts every request.
+    func shouldUpgrade(_ request: HTTPRequest) -> UpgradeDecision
+
+    /// Server: a request that is not a WebSocket upgrade. The response is sent and the connection closed.
+    /// The default answers 404.
+    func respond(to request: HTTPRequest) -> HTTPResponse
+
+    /// The connection is open. `request` is the upgrade request (for a client: the one it sent).
+    func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest)
+
+    /// A whole message arrived. `message.bytes` is borrowed: valid only during this call.
+    func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage)
+
+    /// A pong arrived (answers to ``WebSocket/sendPing(_:)``, or unsolicited). Pings are answered for you.
+    func webSocket(_ socket: WebSocket, didReceivePong payload: UnsafeRawBufferPointer)
+
+    /// Every byte sent so far has reached the kernel; see ``WebSocket/pendingWriteBytes``.
+    func webSocketDidDrain(_ socket: WebSocket)
+
+    /// The connection is closed (TCP included). `code` is the peer's close code, the one this side sent
+    /// when it failed the connection, 1005 for a close frame without a code, or 1006 if TCP ended without
+    /// a close frame. Called once per opened connection.
+    func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String)
+}
+
+extension WebSocketHandler {
+    public func shouldUpgrade(_ request: HTTPRequest) -> UpgradeDecision { .accept() }
+    public func respond(to request: HTTPRequest) -> HTTPResponse { .status(404) }
+    public func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {}
+    public func webSocket(_ socket: WebSocket, didReceivePong payload: UnsafeRawBufferPointer) {}
+    public func webSocketDidDrain(_ socket: WebSocket) {}
+    public func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String) {}
+}
+
+/// A received message, borrowed from the read buffer (or the reassembly buffer) for one call.
+public struct WebSocketMessage {
+    /// ``Opcode/text`` or ``Opcode/binary``.
+    public let opcode: Opcode
+    /// The payload, unmasked. Valid only during the handler call; copy what must outlive it.
+    public let bytes: UnsafeRawBufferPointer
+
+    public init(opcode: Opcode, bytes: UnsafeRawBufferPointer) {
+        self.opcode = opcode
+        self.bytes = bytes
+    }
+
+    /// The payload as a `String` (copied; text messages are valid UTF-8 by the time they get here).
+    public var text: String { String(decoding: self.bytes, as: UTF8.self) }
+
+    /// The payload as an array (copied).
+    public var data: [UInt8] { Array(self.bytes) }
+}
+
+@available(*, unavailable)
+extension WebSocketMessage: Sendable {}
+
+/// A server's answer to an upgrade request.
+public struct UpgradeDecision: Sendable {
+    enum Kind: Sendable {
+        case accept(subprotocol: String?, headers: HTTPHeaders)
+        case reject(HTTPResponse)
+    }
+    let kind: Kind
+
+    /// Accepts; `subprotocol` must be one the client offered in `Sec-WebSocket-Protocol`.
+    public static func accept(subprotocol: String? = nil, headers: HTTPHeaders = HTTPHeaders()) -> UpgradeDecision {
+        UpgradeDecision(kind: .accept(subprotocol: subprotocol, headers: headers))
+    }
+
+    /// Refuses with `response`; the connection closes after it.
+    public static func reject(_ response: HTTPResponse) -> UpgradeDecision { UpgradeDecision(kind: .reject(response)) }
+
+    /// Refuses with a bare status (403, 401, …).
+    public static func reject(status: Int) -> UpgradeDecision { .reject(.status(status)) }
+}

@@ -1,0 +1,152 @@
+/// What every WebSocket on one loop shares: mask-key randomness, the cork buffer, the deadline sweep,
+/// and the counters of client connections. One per loop (``Loop/local(_:make:)``). Loop-confined.
+final class WebSocketLoopContext {
+    let loop: Loop
+
+    // MARK: Mask keys
+
+    /// Random bytes fetched 4 KiB at a time, so a client frame costs no system call for its mask key.
+    private let random = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+    private var randomOffset = 4096
+
+    /// A mask key from the kernel's CSPRNG (RFC 6455 §5.3 wants it unpredictable).
+    func nextMaskKey() -> UInt32 {
+        if self.randomOffset + 4 > self.random.count {
+            System.fillRandom(self.random)
+            self.randomOffset = 0
+        }
+        let key = self.random.loadUnaligned(fromByteOffset: self.randomOffset, as: UInt32.self)
+        self.randomOffset += 4
+        return key
+    }
+
+    // MARK: Cork
+
+    /// Frames a connection sends while it handles one read collect here and leave in one write.
+    var cork = RawBuffer()
+    /// The connection whose read is being handled; frames of any other connection go out directly.
+    unowned(unsafe) var corkOwner: WebSocket?
+    /// Scratch space for a client's masked frame outside a cork.
+    var scratch = RawBuffer()
+
+    // MARK: Deadlines
+
+    /// Connections with a deadline: in the handshake, or closing. Usually few; swept every tick.
+    private var timed: [WebSocket] = []
+    private var sweepTimer: LoopTimer?
+    /// Sweep granularity. Deadlines are coarse by design: one timer per loop, not one per connection.
+    static let tick: Duration = .milliseconds(50)
+
+    /// Counters of client connections made on this loop.
+    let clientCounters = WebSocketCounters()
+
+    init(loop: Loop) {
+        self.loop = loop
+    }
+
+    deinit {
+        self.random.deallocate()
+        self.cork.free()
+        self.scratch.free()
+    }
+
+    static func on(_ loop: Loop) -> WebSocketLoopContext {
+        loop.local(WebSocketLoopContext.self) { WebSocketLoopContext(loop: loop) }
+    }
+
+    /// Gives `socket` a deadline `after` from now, replacing any it had.
+    func setDeadline(_ socket: WebSocket, after: Duration) {
+        socket.deadline = self.loop.now + after.wholeMilliseconds
+        if socket.timedIndex < 0 {
+            socket.timedIndex = self.timed.count
+            self.timed.append(socket)
+        }
+        if self.sweepTimer == nil {
+            self.sweepTimer = self.loop.scheduleTimer(after: Self.tick, repeating: Self.tick) { [unowned self] in
+                self.sweep()
+            }
+        }
+    }
+
+    func clearDeadline(_ socket: WebSocket) {
+        let index = socket.timedIndex
+        guard index >= 0 else { return }
+        let last = self.timed.removeLast()
+        if index < self.timed.count {
+            self.timed[index] = last
+            last.timedIndex = index
+        }
+        socket.timedIndex = -1
+        socket.deadline = 0
+        if self.timed.isEmpty {
+            self.sweepTimer?.cancel()
+            self.sweepTimer = nil
+        }
+    }
+
+    private func sweep() {
+        let now = self.loop.now
+        var expired: [WebSocket] = []
+        for socket in self.timed where socket.deadline <= now { expired.append(socket) }
+        for socket in expired {
+            self.clearDeadline(socket)
+            socket.deadlinePassed()
+        }
+    }
+}
+
+extension Duration {
+    var wholeMilliseconds: UInt64 {
+        let (seconds, attoseconds) = self.components
+        guard seconds >= 0 else { return 0 }
+        return UInt64(seconds) * 1000 + UInt64(attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// Counts of a server's (or a loop's clients') connections, messages and errors on one loop.
+/// Loop-confined; read them through ``WebSocketServer/statistics()``.
+public final class WebSocketCounters {
+    /// Connections open now.
+    public internal(set) var open = 0
+    /// Connections opened since start.
+    public internal(set) var opened = 0
+    /// Messages received.
+    public internal(set) var messagesReceived = 0
+    /// Messages sent.
+    public internal(set) var messagesSent = 0
+    /// Failed handshakes, protocol violations, timeouts and transport errors.
+    public internal(set) var errors = 0
+
+    public init() {}
+
+    var snapshot: WebSocketStatistics {
+        WebSocketStatistics(open: self.open, opened: self.opened, messagesReceived: self.messagesReceived,
+                            messagesSent: self.messagesSent, errors: self.errors)
+    }
+}
+
+@available(*, unavailable)
+extension WebSocketCounters: Sendable {}
+
+/// A copy of counters, summed over loops.
+public struct WebSocketStatistics: Sendable, Equatable {
+    public var open = 0
+    public var opened = 0
+    public var messagesReceived = 0
+    public var messagesSent = 0
+    public var errors = 0
+
+    public init(open: Int = 0, opened: Int = 0, messagesReceived: Int = 0, messagesSent: Int = 0, errors: Int = 0) {
+        self.open = open
+        self.opened = opened
+        self.messagesReceived = messagesReceived
+        self.messagesSent = messagesSent
+        self.errors = errors
+    }
+
+    static func + (a: WebSocketStatistics, b: WebSocketStatistics) -> WebSocketStatistics {
+        WebSocketStatistics(open: a.open + b.open, opened: a.opened + b.opened,
+                            messagesReceived: a.messagesReceived + b.messagesReceived,
+                            messagesSent: a.messagesSent + b.messagesSent, errors: a.errors + b.errors)
+    }
+}
