@@ -5,3 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
 swift test --skip-build
+# Conformance: the Autobahn TestSuite against StrandsWS as server and client (needs PyPI for kosoku).
+if [ "${SKIP_CONFORMANCE:-0}" != 1 ]; then
+    bash scripts/autobahn.sh
+fi
