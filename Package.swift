@@ -30,5 +30,6 @@ let package = Package(
         // Drives StrandsWS through the Autobahn TestSuite (kosoku) as server and as client.
         .executableTarget(name: "strands-autobahn", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
         .testTarget(name: "StrandsLoopTests", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
+        .testTarget(name: "StrandsWSTests", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
     ]
 )
