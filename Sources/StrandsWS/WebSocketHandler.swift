@@ -34,6 +34,7 @@ extension WebSocketHandler {
     public func shouldUpgrade(_ request: HTTPRequest) -> UpgradeDecision { .accept() }
     public func respond(to request: HTTPRequest) -> HTTPResponse { .status(404) }
     public func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {}
+    public func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {}
     public func webSocket(_ socket: WebSocket, didReceivePong payload: UnsafeRawBufferPointer) {}
     public func webSocketDidDrain(_ socket: WebSocket) {}
     public func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String) {}

@@ -1,0 +1,258 @@
+import Testing
+@testable import StrandsWS
+
+@Suite("Server and client over loopback", .serialized, .timeLimit(.minutes(1)))
+struct EndToEndTests {
+    @Test("text and binary echo, fragmented sends, ping/pong, and the close handshake from the client")
+    func echoAndClose() async throws {
+        let serverSide = Probe(echo: true)
+        let harness = try Harness(handler: serverSide)
+        defer { harness.shutdown() }
+        let client = Probe()
+        let socket = try await harness.connect("/ws/echo?x=1", handler: client).get()
+        #expect(await client.events.next() == .opened(path: "/ws/echo?x=1", subprotocol: nil))
+        #expect(await serverSide.events.next() == .opened(path: "/ws/echo?x=1", subprotocol: nil))
+
+        let big = pattern(200_000)
+        socket.loop.execute {
+            let ws = socket.value
+            ws.send(text: "hello ☃")
+            ws.send(binary: big)
+            // A fragmented text message with a ping between its fragments.
+            Array("frag".utf8).withUnsafeBytes { ws.send(.text, $0, fin: false) }
+            Array("ping!".utf8).withUnsafeBytes { ws.sendPing($0) }
+            Array("mented".utf8).withUnsafeBytes { ws.send(.continuation, $0, fin: true) }
+        }
+        #expect(await serverSide.events.next() == .text("hello ☃"))
+        #expect(await client.events.next() == .text("hello ☃"))
+        #expect(await serverSide.events.next() == .binary(big))
+        #expect(await client.events.next() == .binary(big))
+        #expect(await client.events.next() == .pong(Array("ping!".utf8)))
+        #expect(await serverSide.events.next() == .text("fragmented"))
+        #expect(await client.events.next() == .text("fragmented"))
+
+        socket.loop.execute { socket.value.close(code: .normalClosure, reason: "done") }
+        #expect(await serverSide.events.next() == .closed(1000, "done"))
+        #expect(await client.events.next() == .closed(1000, ""))
+        let stats = harness.server.statistics()
+        #expect(stats.opened == 1)
+        #expect(stats.open == 0)
+        #expect(stats.messagesReceived == 3)
+        #expect(stats.messagesSent == 3)
+        #expect(stats.errors == 0)
+    }
+
+    @Test("the server closes with a code and reason; the client sees them")
+    func serverCloses() async throws {
+        final class Closer: WebSocketHandler {
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+                socket.close(code: .goingAway, reason: "bye now")
+            }
+        }
+        let harness = try Harness(handler: Closer())
+        defer { harness.shutdown() }
+        let client = Probe()
+        let socket = try await harness.connect(handler: client).get()
+        _ = await client.events.next()
+        socket.loop.execute { socket.value.send(text: "close please") }
+        #expect(await client.events.next() == .closed(1001, "bye now"))
+    }
+
+    @Test("the upgrade hook sees path, query, headers and address; picks a subprotocol; can reject")
+    func upgradeHook() async throws {
+        let seen = Events<String>()
+        let probe = Probe(upgrade: { request in
+            seen.post("\(request.path)|\(request.query ?? "")|\(request.headers.first("X-Token") ?? "")|"
+                + "\(request.remoteAddress?.host ?? "")")
+            if request.headers.first("X-Token") != "secret" { return .reject(status: 403) }
+            return .accept(subprotocol: request.headers.tokens("Sec-WebSocket-Protocol").last, headers: ["X-Extra": "1"])
+        })
+        let harness = try Harness(handler: probe)
+        defer { harness.shutdown() }
+        let client = Probe()
+        let accepted = await harness.connect("/ws/room?id=7", handler: client, headers: ["X-Token": "secret"],
+                                             subprotocols: ["chat.v1", "chat.v2"])
+        #expect(accepted.isSuccess)
+        #expect(await seen.next() == "/ws/room|id=7|secret|127.0.0.1")
+        #expect(await client.events.next() == .opened(path: "/ws/room?id=7", subprotocol: "chat.v2"))
+
+        let refused = await harness.connect("/ws/room", handler: Probe())
+        _ = await seen.next()
+        #expect(refused.failure?.kind == .handshakeFailed)
+        #expect(refused.failure?.message == "handshake failed: server answered '403 Forbidden'")
+    }
+
+    @Test("requests that are not upgrades go to the HTTP handler, 404 by default")
+    func plainHTTP() async throws {
+        let probe = Probe(http: { request in
+            request.path == "/health" ? HTTPResponse(status: 200, contentType: "application/json", body: "{\"status\":\"ok\"}")
+                : .status(404)
+        })
+        let harness = try Harness(handler: probe)
+        defer { harness.shutdown() }
+        let health = await harness.raw(Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(health.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(health.contains("Content-Length: 15\r\n"))
+        #expect(health.hasSuffix("\r\n\r\n{\"status\":\"ok\"}"))
+        let missing = await harness.raw(Array("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(missing.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+    }
+
+    @Test("bad upgrade requests get their status over the wire and the connection closes", arguments: [
+        (upgradeRequest(method: "POST"), "405 Method Not Allowed"),
+        (upgradeRequest(headers: [("Host", "h"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                  ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "7")]),
+         "426 Upgrade Required"),
+        (upgradeRequest(extra: (0..<150).map { ("X-\($0)", "v") }), "431 Request Header Fields Too Large"),
+        (Array(("GET /" + String(repeating: "a", count: 10_000)).utf8), "414 URI Too Long"),
+        (Array("NONSENSE\r\n\r\n".utf8), "400 Bad Request"),
+    ] as [([UInt8], String)])
+    func badRequests(bytes: [UInt8], status: String) async throws {
+        let harness = try Harness(handler: Probe())
+        defer { harness.shutdown() }
+        let response = await harness.raw(bytes)
+        #expect(response.hasPrefix("HTTP/1.1 \(status)\r\n"), "\(response.prefix(60))")
+        if status.hasPrefix("426") { #expect(response.contains("Sec-WebSocket-Version: 13\r\n")) }
+        #expect(harness.server.statistics().errors == 1)
+    }
+
+    @Test("a client that sends nothing is dropped at the handshake timeout")
+    func handshakeTimeout() async throws {
+        var configuration = WebSocketConfiguration()
+        configuration.handshakeTimeout = .milliseconds(200)
+        let harness = try Harness(configuration: configuration, handler: Probe())
+        defer { harness.shutdown() }
+        let silent = await harness.raw([])
+        #expect(silent == "")
+        let slow = await harness.raw(Array("GET /ws/x HTTP/1.1\r\nHost: x\r\n".utf8))  // never finishes
+        #expect(slow == "")
+        #expect(harness.server.statistics().errors == 2)
+    }
+
+    @Test("a message over the limit closes with 1009; one at the limit is echoed")
+    func messageTooBig() async throws {
+        var configuration = WebSocketConfiguration()
+        configuration.maxMessageSize = 64 * 1024
+        let serverSide = Probe(echo: true)
+        let harness = try Harness(configuration: configuration, handler: serverSide)
+        defer { harness.shutdown() }
+        let client = Probe()
+        var clientConfiguration = WebSocketConfiguration()
+        clientConfiguration.maxMessageSize = 1 << 20
+        let socket = try await harness.connect(handler: client, configuration: clientConfiguration).get()
+        _ = await client.events.next()
+        socket.loop.execute { socket.value.send(binary: pattern(64 * 1024)) }
+        #expect(await client.events.next() == .binary(pattern(64 * 1024)))
+        socket.loop.execute { socket.value.send(binary: pattern(64 * 1024 + 1)) }
+        #expect(await client.events.next() == .closed(1009, "message larger than 65536 bytes"))
+    }
+
+    @Test("sends from another thread hop to the connection's loop, in order")
+    func sendFromAnyThread() async throws {
+        let serverSide = Probe()
+        let harness = try Harness(handler: serverSide)
+        defer { harness.shutdown() }
+        let socket = try await harness.connect(handler: Probe()).get()
+        _ = await serverSide.events.next()
+        let sender = await withCheckedContinuation { continuation in
+            socket.loop.execute { continuation.resume(returning: socket.value.sender) }
+        }
+        for i in 0..<100 { sender.send(text: "\(i)") }  // from this (non-loop) thread
+        for i in 0..<100 { #expect(await serverSide.events.next() == .text("\(i)")) }
+    }
+
+    @Test("a peer that never answers our close is dropped at the close timeout")
+    func closeTimeout() async throws {
+        var configuration = WebSocketConfiguration()
+        configuration.closeTimeout = .milliseconds(200)
+        final class CloseAtOnce: WebSocketHandler {
+            func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) { socket.close(code: .goingAway) }
+        }
+        let harness = try Harness(configuration: configuration, handler: CloseAtOnce())
+        defer { harness.shutdown() }
+        // A raw client: it upgrades, then ignores the close frame and keeps the connection open.
+        let bytes = await harness.rawBytes(upgradeRequest())
+        let response = String(decoding: bytes.dropLast(4), as: UTF8.self)
+        #expect(response.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+        #expect(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"))
+        // The close frame (0x88, length 2, 1001) followed, then the server ended the connection itself.
+        #expect(bytes.suffix(4) == [0x88, 0x02, 0x03, 0xE9])
+    }
+
+    @Test("client errors: bad URL, refused connection, and responses that fail validation")
+    func clientErrors() async throws {
+        let harness = try Harness(handler: Probe())
+        defer { harness.shutdown() }
+        #expect(await harness.connect("wss://127.0.0.1:1/", handler: Probe()).failure?.kind == .invalidURL)
+        let refused = await harness.connect("ws://127.0.0.1:1/", handler: Probe()).failure
+        #expect(refused?.kind == .connectFailed)
+        #expect(refused?.transportError == .connectionRefused)
+
+        // Fake servers that answer the upgrade wrongly.
+        for (answer, expected) in [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "server answered '200 OK'"),
+            ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: wrong\r\n\r\n",
+             "wrong Sec-WebSocket-Accept"),
+            ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n"
+                + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n", "extension 'permessage-deflate'"),
+            ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n"
+                + "Sec-WebSocket-Protocol: unasked\r\n\r\n", "subprotocol 'unasked'"),
+        ] {
+            let fake = try FakeServer(on: harness.serverGroup.loops[0], answer: answer)
+            let error = await harness.connect("ws://127.0.0.1:\(fake.port)/", handler: Probe()).failure
+            #expect(error?.kind == .handshakeFailed)
+            #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
+            fake.close()
+        }
+
+        var configuration = WebSocketConfiguration()
+        configuration.handshakeTimeout = .milliseconds(200)
+        let mute = try FakeServer(on: harness.serverGroup.loops[0], answer: nil)
+        let timedOut = await harness.connect("ws://127.0.0.1:\(mute.port)/", handler: Probe(), configuration: configuration)
+        #expect(timedOut.failure?.kind == .timedOut)
+        mute.close()
+    }
+}
+
+/// A TCP server that answers any request with `answer` (its `ACCEPT` replaced by the right value), or
+/// stays silent when `answer` is nil.
+struct FakeServer {
+    let server: TCPServer
+    var port: Int { self.server.port }
+
+    init(on loop: Loop, answer: String?) throws {
+        final class Answer: TCPStreamDelegate {
+            let answer: String?
+            var request: [UInt8] = []
+            init(answer: String?) { self.answer = answer }
+            func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
+                self.request += bytes
+                guard var answer = self.answer, self.request.suffix(4) == [13, 10, 13, 10] else { return }
+                let text = String(decoding: self.request, as: UTF8.self)
+                if let line = text.split(separator: "\r\n").first(where: { $0.hasPrefix("Sec-WebSocket-Key: ") }) {
+                    let key = String(line.dropFirst("Sec-WebSocket-Key: ".count))
+                    answer = answer.replacingOccurrences(of: "ACCEPT", with: Handshake.acceptValue(forKey: key))
+                }
+                try? stream.write(Array(answer.utf8))
+            }
+        }
+        let answer = answer
+        self.server = try loop.listen(host: "127.0.0.1", port: 0) { stream in
+            stream.delegate = Answer(answer: answer)
+            stream.startReading()
+        }
+    }
+
+    func close() { self.server.close() }
+}
+
+extension Result {
+    var isSuccess: Bool { if case .success = self { true } else { false } }
+    var failure: Failure? { if case .failure(let error) = self { error } else { nil } }
+}
+
+extension String {
+    func replacingOccurrences(of target: String, with replacement: String) -> String {
+        self.split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}
