@@ -4,7 +4,7 @@ import Testing
 @Suite("FrameParser")
 struct FrameParserTests {
     /// A mix of every length encoding and of control frames inside a fragmented message.
-    static let small: (bytes: [UInt8], events: [Event]) = {
+    static func small() -> (bytes: [UInt8], events: [Event]) {
         var bytes: [UInt8] = []
         var events: [Event] = []
         for (index, length) in [0, 1, 125, 126, 127, 300].enumerated() {
@@ -22,11 +22,11 @@ struct FrameParserTests {
         bytes += frame(.close, [0x03, 0xE8] + Array("bye".utf8))
         events.append(.control(.close, [0x03, 0xE8] + Array("bye".utf8)))
         return (bytes, events)
-    }()
+    }
 
     @Test("a sequence of frames parses the same whether whole or split at any single point")
     func everySplitPoint() {
-        let (bytes, expected) = Self.small
+        let (bytes, expected) = Self.small()
         #expect(parse(bytes).events == expected)
         for cut in 0...bytes.count {
             let (events, result) = parse(bytes, cuts: [cut])
