@@ -27,6 +27,16 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
+            name: "WSBenchmarks",
+            dependencies: [
+                .product(name: "StrandsWS", package: strands),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/WSBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
             name: "LoopBenchmarks",
             dependencies: [
                 .product(name: "StrandsLoop", package: strands),

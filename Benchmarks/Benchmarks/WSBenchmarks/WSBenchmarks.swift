@@ -1,0 +1,150 @@
+// Protocol hot paths of StrandsWS, with allocation counts: unmasking, UTF-8 validation, frame parsing
+// and frame encoding. Throughput is bytes per iteration divided by the wall-clock time per iteration.
+import Benchmark
+import StrandsWS
+
+let megabyte = 1 << 20
+
+/// JSON-like text: mostly ASCII with an accented word every ~100 bytes (about 2 % non-ASCII bytes).
+func asciiHeavyText(_ count: Int) -> [UInt8] {
+    let unit = Array("{\"type\":\"echo\",\"id\":12345,\"ts\":1732780800.123456,\"data\":\"xxxxxxxxxxxxxxxxxxxxxxxx\",\"name\":\"Zoë\"},".utf8)
+    var out: [UInt8] = []
+    while out.count < count { out += unit }
+    // Cut at a character boundary so the text stays valid.
+    var end = count
+    while end > 0 && out[end] & 0xC0 == 0x80 { end -= 1 }
+    return Array(out[0..<end])
+}
+
+/// Mixed scripts: every character two to four bytes long.
+func multilingualText(_ count: Int) -> [UInt8] {
+    let unit = Array("κόσμε日本語テキスト😀🚀Ünïcödé".utf8)
+    var out: [UInt8] = []
+    while out.count + unit.count <= count { out += unit }
+    return out
+}
+
+/// `count` masked binary frames of `size` bytes each, back to back, as a client sends them.
+func maskedFrames(count: Int, size: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    let payload = [UInt8](repeating: 0x78, count: size)
+    for i in 0..<count {
+        var header = [UInt8](repeating: 0, count: FrameHeader.maxSize)
+        let key = UInt32(0x9E37_79B9) &* UInt32(i + 1)
+        let length = header.withUnsafeMutableBytes {
+            FrameHeader.write(opcode: .binary, payloadLength: size, maskKey: key, into: $0.baseAddress!)
+        }
+        var body = payload
+        body.withUnsafeMutableBytes { _ = Masking.apply(key: key, phase: 0, to: $0) }
+        out += header[0..<length] + body
+    }
+    return out
+}
+
+struct CountingSink: FrameParserSink {
+    var messages = 0
+    var bytes = 0
+    mutating func parser(didReceiveMessage opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
+        self.messages += 1
+        self.bytes += payload.count
+        return true
+    }
+    mutating func parser(didReceiveControl opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool { true }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.mallocCountTotal, .wallClock],
+        warmupIterations: 5,
+        maxDuration: .seconds(3),
+        maxIterations: 5_000
+    )
+
+    Benchmark("Baseline: empty iteration") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(0) }
+    }
+
+    Benchmark("Unmask 1 MiB in place") { benchmark in
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: megabyte, alignment: 16)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0x5A)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(Masking.apply(key: 0x3712_ABCD, phase: 1, to: buffer))
+        }
+    }
+
+    Benchmark("UTF-8 validate 1 MiB ASCII-heavy JSON text") { benchmark in
+        let text = asciiHeavyText(megabyte)
+        precondition(text.withUnsafeBytes { UTF8Validator.isValid($0) }, "the sample must be valid to time it all")
+        precondition(text.count(where: { $0 >= 0x80 }) * 100 / text.count >= 1, "about 2 % non-ASCII")
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            text.withUnsafeBytes { blackHole(UTF8Validator.isValid($0)) }
+        }
+    }
+
+    Benchmark("UTF-8 validate 1 MiB multilingual text") { benchmark in
+        let text = multilingualText(megabyte)
+        precondition(text.withUnsafeBytes { UTF8Validator.isValid($0) }, "the sample must be valid to time it all")
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            text.withUnsafeBytes { blackHole(UTF8Validator.isValid($0)) }
+        }
+    }
+
+    // Every frame arrives whole in the buffer: the parser hands each over in place. Unmasking in place
+    // changes payloads run to run, which binary frames do not mind.
+    Benchmark("Parse 1000 masked 64-byte binary frames (one buffer)") { benchmark in
+        var frames = maskedFrames(count: 1000, size: 64)
+        var parser = FrameParser(expectMasked: true, maxMessageSize: megabyte)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            var sink = CountingSink()
+            frames.withUnsafeMutableBytes { blackHole(parser.parse($0, into: &sink)) }
+            blackHole(sink.messages)
+        }
+        benchmark.stopMeasurement()
+        parser.release()
+    }
+
+    // What a server does per echoed message: header into the cork buffer, payload copied behind it.
+    Benchmark("Encode 1000 64-byte server frames into a reused buffer") { benchmark in
+        let payload = [UInt8](repeating: 0x78, count: 64)
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 1000 * (64 + FrameHeader.maxSize), alignment: 16)
+        defer { out.deallocate() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            var offset = 0
+            payload.withUnsafeBytes { source in
+                for _ in 0..<1000 {
+                    offset += FrameHeader.write(opcode: .binary, payloadLength: 64, maskKey: nil, into: out.baseAddress! + offset)
+                    (out.baseAddress! + offset).copyMemory(from: source.baseAddress!, byteCount: 64)
+                    offset += 64
+                }
+            }
+            blackHole(offset)
+        }
+    }
+
+    // What a client does per message: header, then the payload copied and masked behind it.
+    Benchmark("Encode 1000 64-byte masked client frames into a reused buffer") { benchmark in
+        let payload = [UInt8](repeating: 0x78, count: 64)
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 1000 * (64 + FrameHeader.maxSize), alignment: 16)
+        defer { out.deallocate() }
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            var offset = 0
+            let key = UInt32(truncatingIfNeeded: i) &* 0x9E37_79B9
+            payload.withUnsafeBytes { source in
+                for _ in 0..<1000 {
+                    offset += FrameHeader.write(opcode: .binary, payloadLength: 64, maskKey: key, into: out.baseAddress! + offset)
+                    let body = UnsafeMutableRawBufferPointer(start: out.baseAddress! + offset, count: 64)
+                    Masking.copy(source, maskedWith: key, into: body)
+                    offset += 64
+                }
+            }
+            blackHole(offset)
+        }
+    }
+}
