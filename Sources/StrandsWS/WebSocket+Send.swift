@@ -21,7 +21,7 @@ extension WebSocket {
     @discardableResult
     public func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) -> Bool {
         guard self.phase == .open, !opcode.isControl || (payload.count <= 125 && fin) else { return false }
-        if opcode != .continuation { self.counters.messagesSent += fin ? 1 : 0 }
+        if fin && !opcode.isControl { self.counters.messagesSent += 1 }  // Once per message, at its last frame.
         self.writeFrame(opcode, payload, fin: fin)
         return true
     }
@@ -124,7 +124,8 @@ extension WebSocket {
         let shared = self.shared
         guard !shared.cork.isEmpty else { return }
         do { try self.stream.write(shared.cork.bytes) } catch {}
-        shared.cork.removeAll()
+        // Keep a modest cork; let the memory of a one-off burst of large frames go.
+        if shared.cork.capacity > 1 << 20 { shared.cork.free() } else { shared.cork.removeAll() }
     }
 }
 

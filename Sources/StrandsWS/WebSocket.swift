@@ -94,12 +94,14 @@ public final class WebSocket: TCPStreamDelegate {
     }
 
     public func streamDidReachEOF(_ stream: TCPStream) {
-        if self.phase == .open || self.phase == .closeSent || self.phase == .handshake {
-            self.counters.errors += self.phase == .handshake && self.role == .client ? 1 : 0
-        }
-        if self.phase == .handshake, self.role == .client {
+        switch self.phase {
+        case .handshake where self.role == .client:
             self.failClientHandshake(.handshakeFailed("server closed the connection during the handshake"))
             return
+        case .open, .closeSent:
+            self.counters.errors += 1  // TCP ended without a close frame: 1006.
+        default:
+            break
         }
         stream.close()
     }
