@@ -105,8 +105,9 @@ extension WebSocket {
         }
     }
 
-    /// The connection is upgraded: count it, tell the handler, and parse any frames that came early.
-    func open(request: HTTPRequest, leftover headLength: Int) {
+    /// The connection is upgraded: count it, tell the client's completion (`announce`) and the handler,
+    /// and parse any frames that came early. The connection is open (it can send) in both callbacks.
+    func open(request: HTTPRequest, leftover headLength: Int, announce: (() -> Void)? = nil) {
         self.phase = .open
         self.didOpen = true
         self.shared.clearDeadline(self)
@@ -114,7 +115,8 @@ extension WebSocket {
         self.counters.opened += 1
         var head = self.head
         self.head = nil
-        self.handler.webSocketDidOpen(self, request: request)
+        announce?()
+        if self.phase == .open { self.handler.webSocketDidOpen(self, request: request) }
         if var reader = head, reader.buffer.count > headLength, self.phase == .open || self.phase == .closeSent {
             // Frames sent right behind the handshake arrived in the same read.
             reader.buffer.removeFirst(headLength)

@@ -135,8 +135,7 @@ extension WebSocket {
         }
         self.subprotocol = chosen.first
         self.pendingClient = nil
-        pending.completion(.success(self))
-        self.open(request: pending.request, leftover: length)
+        self.open(request: pending.request, leftover: length) { pending.completion(.success(self)) }
     }
 
     /// Ends a client handshake that cannot succeed: the completion hears why, and TCP is closed.

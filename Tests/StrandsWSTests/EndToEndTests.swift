@@ -42,6 +42,25 @@ struct EndToEndTests {
         #expect(stats.errors == 0)
     }
 
+    @Test("a client can send from its connect completion, and its handler hears the open after it")
+    func sendFromCompletion() async throws {
+        let serverSide = Probe(echo: true)
+        let harness = try Harness(handler: serverSide)
+        defer { harness.shutdown() }
+        let client = Probe()
+        let loop = harness.loop
+        let url = harness.url + "/ws/first"
+        let sent = Events<Bool>()
+        loop.execute {
+            WebSocketClient.connect(to: url, on: loop, handler: client) { result in
+                sent.post((try? result.get())?.send(text: "first") ?? false)
+            }
+        }
+        #expect(await sent.next())
+        #expect(await client.events.next() == .opened(path: "/ws/first", subprotocol: nil))
+        #expect(await client.events.next() == .text("first"))
+    }
+
     @Test("the server closes with a code and reason; the client sees them")
     func serverCloses() async throws {
         final class Closer: WebSocketHandler {
