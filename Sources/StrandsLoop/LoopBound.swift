@@ -15,4 +15,8 @@ public struct LoopBound<Value>: @unchecked Sendable {  // Safe: `value` is only 
         self.loop.assertInLoop()
         return self._value
     }
+
+    /// The value without the thread check, for the caller that knows the access is safe (a reference
+    /// taken before the value is shared, or a member that is itself thread-safe).
+    public var unsafeValue: Value { self._value }
 }

@@ -111,8 +111,7 @@ extension WebSocket {
         self.phase = .open
         self.didOpen = true
         self.shared.clearDeadline(self)
-        self.counters.open += 1
-        self.counters.opened += 1
+        self.registry.add(self)
         var head = self.head
         self.head = nil
         announce?()
@@ -128,7 +127,7 @@ extension WebSocket {
 
     /// Sends an HTTP response and closes once it is written (or the close timeout passes).
     func refuse(_ response: HTTPResponse, countsAsError: Bool = true) {
-        if countsAsError { self.counters.errors += 1 }
+        if countsAsError { self.counters.countError() }
         self.head?.release()
         self.head = nil
         self.phase = .httpResponse

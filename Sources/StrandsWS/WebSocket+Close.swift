@@ -22,7 +22,7 @@ extension WebSocket {
     /// Fails the connection (RFC 6455 §7.1.7): send a close with `code` if none went out yet, then drop TCP
     /// once that frame is written.
     func fail(_ code: CloseCode, _ reason: String) {
-        self.counters.errors += 1
+        self.counters.countError()
         if self.phase == .open { self.sendClose(code, reason) }
         if self.phase == .open || self.phase == .closeSent {
             self.closeCode = code

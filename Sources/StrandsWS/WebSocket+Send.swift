@@ -21,7 +21,7 @@ extension WebSocket {
     @discardableResult
     public func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) -> Bool {
         guard self.phase == .open, !opcode.isControl || (payload.count <= 125 && fin) else { return false }
-        if fin && !opcode.isControl { self.counters.messagesSent += 1 }  // Once per message, at its last frame.
+        if fin && !opcode.isControl { self.counters.countSent() }  // Once per message, at its last frame.
         self.writeFrame(opcode, payload, fin: fin)
         return true
     }

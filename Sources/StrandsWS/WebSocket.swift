@@ -26,7 +26,10 @@ public final class WebSocket: TCPStreamDelegate {
     let handler: any WebSocketHandler
     let configuration: WebSocketConfiguration
     let shared: WebSocketLoopContext
-    let counters: WebSocketCounters
+    let registry: ConnectionRegistry
+    var counters: WebSocketCounters { self.registry.counters }
+    /// The slot in the registry of open connections (-1: not open).
+    var registryIndex = -1
     var phase: Phase = .handshake
     var parser: FrameParser
     /// The HTTP head being read; exists only during the handshake.
@@ -50,14 +53,14 @@ public final class WebSocket: TCPStreamDelegate {
     public internal(set) var subprotocol: String?
 
     init(stream: TCPStream, role: Role, handler: any WebSocketHandler, configuration: WebSocketConfiguration,
-         counters: WebSocketCounters?) {
+         registry: ConnectionRegistry?) {
         self.loop = stream.loop
         self.role = role
         self.stream = stream
         self.handler = handler
         self.configuration = configuration
         self.shared = WebSocketLoopContext.on(stream.loop)
-        self.counters = counters ?? self.shared.clientCounters
+        self.registry = registry ?? self.shared.clients
         self.parser = FrameParser(expectMasked: role == .server, maxMessageSize: configuration.maxMessageSize)
         stream.highWaterMark = configuration.highWaterMark
         stream.lowWaterMark = configuration.lowWaterMark
@@ -99,7 +102,7 @@ public final class WebSocket: TCPStreamDelegate {
             self.failClientHandshake(.handshakeFailed("server closed the connection during the handshake"))
             return
         case .open, .closeSent:
-            self.counters.errors += 1  // TCP ended without a close frame: 1006.
+            self.counters.countError()  // TCP ended without a close frame: 1006.
         default:
             break
         }
@@ -118,14 +121,14 @@ public final class WebSocket: TCPStreamDelegate {
         self.head?.release()
         self.head = nil
         if error != nil && error != .cancelled && !self.closeReceived && self.closeCode == .abnormalClosure {
-            self.counters.errors += 1
+            self.counters.countError()
         }
         if let pending = self.pendingClient {
             self.pendingClient = nil
             pending.completion(.failure(.handshakeFailed(error.map { "\($0)" } ?? "connection closed during the handshake")))
         }
         if wasOpen {
-            self.counters.open -= 1
+            self.registry.remove(self)
             self.handler.webSocket(self, didCloseWith: self.closeCode, reason: self.closeReason)
         }
         self.context = nil
@@ -154,7 +157,7 @@ public final class WebSocket: TCPStreamDelegate {
         mutating func parser(didReceiveMessage opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
             let socket = self.socket
             guard socket.phase == .open else { return socket.phase == .closeSent }
-            socket.counters.messagesReceived += 1
+            socket.counters.countReceived()
             socket.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
             return socket.phase == .open || socket.phase == .closeSent
         }
@@ -180,7 +183,7 @@ public final class WebSocket: TCPStreamDelegate {
     func deadlinePassed() {
         switch self.phase {
         case .handshake:
-            self.counters.errors += 1
+            self.counters.countError()
             if self.role == .client {
                 self.failClientHandshake(.timedOut("no handshake response within \(self.configuration.handshakeTimeout)"))
             } else {

@@ -35,7 +35,7 @@ public enum WebSocketClient {
         TCPStream.connect(on: loop, host: target.host, port: target.port, timeout: configuration.connectTimeout) { result in
             switch result {
             case .failure(let error):
-                WebSocketLoopContext.on(loop).clientCounters.errors += 1
+                WebSocketLoopContext.on(loop).clients.counters.countError()
                 completion(.failure(.connectFailed(error)))
             case .success(let stream):
                 Self.handshake(stream: stream, url: target, configuration: configuration, headers: headers,
@@ -53,7 +53,7 @@ public enum WebSocketClient {
         handler: any WebSocketHandler,
         completion: @escaping (Result<WebSocket, WebSocketError>) -> Void
     ) {
-        let socket = WebSocket(stream: stream, role: .client, handler: handler, configuration: configuration, counters: nil)
+        let socket = WebSocket(stream: stream, role: .client, handler: handler, configuration: configuration, registry: nil)
         var nonce = [UInt8](repeating: 0, count: 16)
         nonce.withUnsafeMutableBytes { System.fillRandom($0) }
         let key = Base64.encode(nonce)
@@ -140,7 +140,7 @@ extension WebSocket {
 
     /// Ends a client handshake that cannot succeed: the completion hears why, and TCP is closed.
     func failClientHandshake(_ error: WebSocketError) {
-        self.counters.errors += 1
+        self.counters.countError()
         if let pending = self.pendingClient {
             self.pendingClient = nil
             pending.completion(.failure(error))

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What every WebSocket on one loop shares: mask-key randomness, the cork buffer, the deadline sweep,
 /// and the counters of client connections. One per loop (``Loop/local(_:make:)``). Loop-confined.
 final class WebSocketLoopContext {
@@ -37,8 +39,8 @@ final class WebSocketLoopContext {
     /// Sweep granularity. Deadlines are coarse by design: one timer per loop, not one per connection.
     static let tick: Duration = .milliseconds(50)
 
-    /// Counters of client connections made on this loop.
-    let clientCounters = WebSocketCounters()
+    /// Client connections made on this loop.
+    let clients = ConnectionRegistry()
 
     init(loop: Loop) {
         self.loop = loop
@@ -104,29 +106,82 @@ extension Duration {
 }
 
 /// Counts of a server's (or a loop's clients') connections, messages and errors on one loop.
-/// Loop-confined; read them through ``WebSocketServer/statistics()``.
-public final class WebSocketCounters {
-    /// Connections open now.
-    public internal(set) var open = 0
-    /// Connections opened since start.
-    public internal(set) var opened = 0
-    /// Messages received.
-    public internal(set) var messagesReceived = 0
-    /// Messages sent.
-    public internal(set) var messagesSent = 0
-    /// Failed handshakes, protocol violations, timeouts and transport errors.
-    public internal(set) var errors = 0
+///
+/// Each counter has one writer, the loop, and is a relaxed atomic: an increment is a plain load and
+/// store (no locked instruction, no contention), and any thread may read a recent value at any time,
+/// which is what a `/health` endpoint on another loop needs.
+public final class WebSocketCounters: Sendable {
+    private let _open = Atomic<Int>(0)
+    private let _opened = Atomic<Int>(0)
+    private let _received = Atomic<Int>(0)
+    private let _sent = Atomic<Int>(0)
+    private let _errors = Atomic<Int>(0)
 
     public init() {}
 
-    var snapshot: WebSocketStatistics {
+    /// Connections open now.
+    public var open: Int { self._open.load(ordering: .relaxed) }
+    /// Connections opened since start.
+    public var opened: Int { self._opened.load(ordering: .relaxed) }
+    /// Messages received.
+    public var messagesReceived: Int { self._received.load(ordering: .relaxed) }
+    /// Messages sent.
+    public var messagesSent: Int { self._sent.load(ordering: .relaxed) }
+    /// Failed handshakes, protocol violations, timeouts and transport errors.
+    public var errors: Int { self._errors.load(ordering: .relaxed) }
+
+    // Single writer: load + store, not a read-modify-write.
+    @inline(__always) private static func bump(_ counter: borrowing Atomic<Int>, by delta: Int = 1) {
+        counter.store(counter.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
+    }
+    func countOpened() {
+        Self.bump(self._open)
+        Self.bump(self._opened)
+    }
+    func countClosed() { Self.bump(self._open, by: -1) }
+    func countReceived() { Self.bump(self._received) }
+    func countSent() { Self.bump(self._sent) }
+    func countError() { Self.bump(self._errors) }
+
+    public var snapshot: WebSocketStatistics {
         WebSocketStatistics(open: self.open, opened: self.opened, messagesReceived: self.messagesReceived,
                             messagesSent: self.messagesSent, errors: self.errors)
     }
 }
 
+/// The open connections of one server (or of one loop's clients) on one loop, and their counters.
+/// Loop-confined.
+final class ConnectionRegistry {
+    let counters = WebSocketCounters()
+    private(set) var sockets: [WebSocket] = []
+    /// Runs once when the last registered connection closes (graceful shutdown waits on it).
+    var whenEmpty: (() -> Void)?
+
+    func add(_ socket: WebSocket) {
+        socket.registryIndex = self.sockets.count
+        self.sockets.append(socket)
+        self.counters.countOpened()
+    }
+
+    func remove(_ socket: WebSocket) {
+        let index = socket.registryIndex
+        guard index >= 0 else { return }
+        let last = self.sockets.removeLast()
+        if index < self.sockets.count {
+            self.sockets[index] = last
+            last.registryIndex = index
+        }
+        socket.registryIndex = -1
+        self.counters.countClosed()
+        if self.sockets.isEmpty, let whenEmpty = self.whenEmpty {
+            self.whenEmpty = nil
+            whenEmpty()
+        }
+    }
+}
+
 @available(*, unavailable)
-extension WebSocketCounters: Sendable {}
+extension ConnectionRegistry: Sendable {}
 
 /// A copy of counters, summed over loops.
 public struct WebSocketStatistics: Sendable, Equatable {

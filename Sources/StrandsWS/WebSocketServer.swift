@@ -9,8 +9,10 @@ public final class WebSocketServer: Sendable {
     public let group: LoopGroup
     public let configuration: WebSocketConfiguration
     let handler: any WebSocketHandler
-    /// One set of counters per loop, each touched only by its loop.
-    private let counters: [LoopBound<WebSocketCounters>]
+    /// The open connections and counters of each loop, each touched only by its loop.
+    private let registries: [LoopBound<ConnectionRegistry>]
+    /// The same counters, readable from any thread.
+    private let counters: [WebSocketCounters]
     private let listeners = Locked<[TCPServer]>([])
 
     public init(group: LoopGroup, configuration: WebSocketConfiguration = WebSocketConfiguration(),
@@ -18,7 +20,9 @@ public final class WebSocketServer: Sendable {
         self.group = group
         self.configuration = configuration
         self.handler = handler
-        self.counters = group.loops.map { LoopBound(WebSocketCounters(), loop: $0) }
+        let registries = group.loops.map { LoopBound(ConnectionRegistry(), loop: $0) }
+        self.registries = registries
+        self.counters = group.loops.map { loop in registries[loop.index].unsafeValue.counters }
     }
 
     /// Listens on `host:port` on every loop of the group (see ``LoopGroup/listen(host:port:backlog:onAccept:)``).
@@ -27,10 +31,10 @@ public final class WebSocketServer: Sendable {
     public func listen(host: String, port: Int, backlog: Int = 1024) throws(UVError) -> TCPServer {
         let configuration = self.configuration
         let handler = self.handler
-        let counters = self.counters
+        let registries = self.registries
         let server = try self.group.listen(host: host, port: port, backlog: backlog) { stream in
             let socket = WebSocket(stream: stream, role: .server, handler: handler, configuration: configuration,
-                                   counters: counters[stream.loop.index].value)
+                                   registry: registries[stream.loop.index].value)
             socket.head = HTTPHeadReader(limits: configuration.httpLimits)
             socket.shared.setDeadline(socket, after: configuration.handshakeTimeout)
             stream.startReading()
@@ -48,15 +52,37 @@ public final class WebSocketServer: Sendable {
         for listener in listeners { listener.close() }
     }
 
-    /// Counts summed over every loop. Blocks while each loop reports, so call it from outside the group.
+    /// Counts summed over every loop. Safe from any thread, loops included; the values are recent, not a
+    /// snapshot taken at one instant.
     public func statistics() -> WebSocketStatistics {
-        self.counters.reduce(WebSocketStatistics()) { total, counters in
-            total + (counters.loop.runAndWait { counters.value.snapshot } ?? WebSocketStatistics())
-        }
+        self.counters.reduce(WebSocketStatistics()) { $0 + $1.snapshot }
     }
 
-    /// The counters of one loop, read on that loop (for a stats timer that already runs there).
-    public func counters(on loop: Loop) -> WebSocketCounters {
-        self.counters[loop.index].value
+    /// Starts the closing handshake with every open connection (1001 by default, for a server going
+    /// away). `completion` runs once, on some loop, when none is left open; connections that do not
+    /// answer are dropped at the configured close timeout. Safe from any thread.
+    public func closeAll(code: CloseCode = .goingAway, reason: String = "",
+                         completion: (@Sendable () -> Void)? = nil) {
+        let remaining = Locked(self.registries.count)
+        let loopDone: @Sendable () -> Void = {
+            let last = remaining.withLock { count -> Bool in
+                count -= 1
+                return count == 0
+            }
+            if last { completion?() }
+        }
+        for registry in self.registries {
+            let accepted = registry.loop.execute {
+                let registry = registry.value
+                if registry.sockets.isEmpty {
+                    loopDone()
+                    return
+                }
+                registry.whenEmpty = loopDone
+                // Closing changes the array (a failed write may remove a socket at once): iterate a copy.
+                for socket in registry.sockets { socket.close(code: code, reason: reason) }
+            }
+            if !accepted { loopDone() }  // A loop that is shutting down has nothing left to close.
+        }
     }
 }
