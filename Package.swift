@@ -16,6 +16,11 @@ let package = Package(
         .executable(name: "echoserver", targets: ["echoserver"]),
         .executable(name: "perftest", targets: ["perftest"]),
     ],
+    dependencies: [
+        // Executables only: the libraries depend on libuv alone.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+    ],
     targets: [
         .systemLibrary(
             name: "CUV",
@@ -25,11 +30,26 @@ let package = Package(
         ),
         .target(name: "StrandsLoop", dependencies: ["CUV"], swiftSettings: strictSettings),
         .target(name: "StrandsWS", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
-        .executableTarget(name: "echoserver", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
-        .executableTarget(name: "perftest", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
+        // What the command-line tools share: flag parsing that exits 2 like the Go tools, line output, logging.
+        .target(
+            name: "StrandsCLI",
+            dependencies: [
+                "StrandsWS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(name: "echoserver", dependencies: ["StrandsCLI"], swiftSettings: strictSettings),
+        .executableTarget(name: "perftest", dependencies: ["StrandsCLI"], swiftSettings: strictSettings),
         // Drives StrandsWS through the Autobahn TestSuite (kosoku) as server and as client.
         .executableTarget(name: "strands-autobahn", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
         .testTarget(name: "StrandsLoopTests", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
-        .testTarget(name: "StrandsWSTests", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
+        // Helpers the test targets share: event queues, a recording handler, a loopback client.
+        .target(name: "StrandsTestSupport", dependencies: ["StrandsWS"], path: "Tests/StrandsTestSupport",
+                swiftSettings: strictSettings),
+        .testTarget(name: "StrandsWSTests", dependencies: ["StrandsWS", "StrandsTestSupport"], swiftSettings: strictSettings),
+        // Runs the built executables as a user would; `swift build` builds them first.
+        .testTarget(name: "EchoServerTests", dependencies: ["StrandsWS", "StrandsTestSupport"], swiftSettings: strictSettings),
     ]
 )

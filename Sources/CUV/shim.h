@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -118,6 +119,16 @@ static inline int cuv_random_bytes(void *buf, size_t len) {
         len -= (size_t)n;
     }
     return 0;
+}
+
+/* A write to a socket the peer has reset raises SIGPIPE, whose default action
+ * kills the process; a network server wants EPIPE from write(2) instead.
+ * Ignores SIGPIPE unless the application installed its own handler. */
+static inline void cuv_ignore_sigpipe(void) {
+    struct sigaction current;
+    if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL) {
+        signal(SIGPIPE, SIG_IGN);
+    }
 }
 
 static inline int cuv_close_fd(int fd) { return close(fd) == 0 ? 0 : -errno; }

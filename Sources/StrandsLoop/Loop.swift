@@ -45,6 +45,8 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     /// Creates a loop; call ``run()`` on the thread that will own it.
     public init(index: Int = 0) throws(UVError) {
         self.index = index
+        // Writes to a reset connection must fail with EPIPE, not kill the process.
+        cuv_ignore_sigpipe()
         self.uvLoop = .allocate(capacity: 1)
         self.wakeup = .allocate(capacity: 1)
         self.readBuffer = .allocate(byteCount: Loop.readBufferSize, alignment: 16)

@@ -1,14 +1,94 @@
+import Dispatch
+import Logging
+import StrandsCLI
 import StrandsWS
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// The echoserver executable arrives with its own issue; until then it says so instead of pretending to work.
-let usage = """
-    usage: echoserver [flags]
-    echoserver is not built yet: this version of Strands ships the StrandsLoop event-loop layer only.
+LoggingSystem.bootstrap { LineLogHandler(label: $0) }
+EchoServer.run(EchoServerCommand.parseLikeGo())
 
-    """
-_ = usage.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
-exit(2)
+/// The server's life: listen, report, and shut down on a signal. Not on the main actor: its closures run
+/// on Dispatch queues and loop threads.
+enum EchoServer {
+    static func run(_ options: EchoServerCommand) -> Never {
+        let logger = Logger(label: "echoserver")
+        do {
+            _ = try? System.raiseOpenFileLimit()
+            var configuration = WebSocketConfiguration()
+            configuration.maxMessageSize = options.maxMessage
+            let loops = options.workers == 0 ? System.availableCPUs : options.workers
+            let group = try LoopGroup(loopCount: loops)
+            let handler = EchoHandler()
+            let server = WebSocketServer(group: group, configuration: configuration, handler: handler)
+            handler.server.withLock { $0 = server }
+            let listener: TCPServer
+            do {
+                listener = try server.listen(host: options.host, port: options.port)
+            } catch {
+                die("echoserver", "cannot listen on \(options.host):\(options.port): \(error.name) (\(error.message))")
+            }
+
+            let address = listener.address
+            let shown = address.host == "0.0.0.0" || address.host == "::" ? "localhost"
+                : address.isIPv6 ? "[\(address.host)]" : address.host
+            Output.line("echoserver: listening on \(address) with \(loops) worker loop\(loops == 1 ? "" : "s"), "
+                + "max message \(options.maxMessage) bytes")
+            Output.line("echoserver: WebSocket endpoint ws://\(shown):\(address.port)/ws/ (any path under /ws/)")
+            Output.line("echoserver: health check http://\(shown):\(address.port)/health")
+
+            // Stats every 5 s, from a Dispatch timer: reading the counters never blocks a loop.
+            let stats = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "stats"))
+            let lastMessages = Locked(0)
+            if !options.quiet {
+                stats.schedule(deadline: .now() + 5, repeating: 5)
+                stats.setEventHandler {
+                    let now = server.statistics()
+                    let delta = lastMessages.withLock { last -> Int in
+                        defer { last = now.messagesReceived }
+                        return now.messagesReceived - last
+                    }
+                    logger.info("stats", metadata: [
+                        "connections": "\(now.open)", "messages": "\(now.messagesReceived)",
+                        "rate": "\(delta / 5)/s", "errors": "\(now.errors)",
+                    ])
+                }
+                stats.resume()
+            }
+
+            // SIGINT/SIGTERM: graceful shutdown; a second one exits at once.
+            let signals = DispatchQueue(label: "signals")
+            let stopping = Locked(false)
+            let finished = DispatchSemaphore(value: 0)
+            var sources: [any DispatchSourceSignal] = []
+            for signo in [SIGINT, SIGTERM] {
+                signal(signo, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signo, queue: signals)
+                source.setEventHandler {
+                    if stopping.withLock({ was in defer { was = true }; return was }) {
+                        Output.error("echoserver: second signal, exiting now")
+                        exit(128 + signo)
+                    }
+                    logger.info("shutting down: closing connections with 1001", metadata: ["open": "\(server.statistics().open)"])
+                    server.stopListening()
+                    server.closeAll(code: .goingAway, reason: "server shutting down") { finished.signal() }
+                    DispatchQueue.global().async {
+                        if finished.wait(timeout: .now() + options.grace) == .timedOut {
+                            logger.warning("grace period over; dropping the connections left", metadata: ["open": "\(server.statistics().open)"])
+                        }
+                        group.shutdown()
+                        logger.info("stopped")
+                        exit(0)
+                    }
+                }
+                source.resume()
+                sources.append(source)
+            }
+            withExtendedLifetime((sources, stats)) { dispatchMain() }
+        } catch {
+            die("echoserver", "\(error)")
+        }
+    }
+}

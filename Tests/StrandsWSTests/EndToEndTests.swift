@@ -1,3 +1,4 @@
+import StrandsTestSupport
 import Testing
 @testable import StrandsWS
 
@@ -19,9 +20,9 @@ struct EndToEndTests {
             ws.send(text: "hello ☃")
             ws.send(binary: big)
             // A fragmented text message with a ping between its fragments.
-            Array("frag".utf8).withUnsafeBytes { ws.send(.text, $0, fin: false) }
-            Array("ping!".utf8).withUnsafeBytes { ws.sendPing($0) }
-            Array("mented".utf8).withUnsafeBytes { ws.send(.continuation, $0, fin: true) }
+            _ = Array("frag".utf8).withUnsafeBytes { ws.send(.text, $0, fin: false) }
+            _ = Array("ping!".utf8).withUnsafeBytes { ws.sendPing($0) }
+            _ = Array("mented".utf8).withUnsafeBytes { ws.send(.continuation, $0, fin: true) }
         }
         #expect(await serverSide.events.next() == .text("hello ☃"))
         #expect(await client.events.next() == .text("hello ☃"))
@@ -263,11 +264,6 @@ struct FakeServer {
     }
 
     func close() { self.server.close() }
-}
-
-extension Result {
-    var isSuccess: Bool { if case .success = self { true } else { false } }
-    var failure: Failure? { if case .failure(let error) = self { error } else { nil } }
 }
 
 extension String {

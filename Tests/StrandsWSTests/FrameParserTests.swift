@@ -1,3 +1,4 @@
+import StrandsTestSupport
 import Testing
 @testable import StrandsWS
 

@@ -1,3 +1,4 @@
+import StrandsTestSupport
 @testable import StrandsWS
 
 /// Builds one frame's bytes, masked when `key` is given.
@@ -57,8 +58,4 @@ func parse(_ bytes: [UInt8], cuts: [Int] = [], expectMasked: Bool = true, maxMes
         if result != .consumedAll { break }
     }
     return (recorder.events, result)
-}
-
-func pattern(_ count: Int, seed: Int = 0) -> [UInt8] {
-    (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ seed &+ ($0 >> 8)) }
 }

@@ -1,3 +1,4 @@
+import StrandsTestSupport
 import Testing
 @testable import StrandsWS
 
@@ -43,7 +44,7 @@ struct MaskingTests {
     func unaligned() {
         let key: UInt32 = 0x0102_0304
         var storage = [UInt8](repeating: 0xAA, count: 67)
-        storage.withUnsafeMutableBytes { buffer in
+        _ = storage.withUnsafeMutableBytes { buffer in
             Masking.apply(key: key, phase: 0, to: UnsafeMutableRawBufferPointer(rebasing: buffer[3..<67]))
         }
         let keyBytes: [UInt8] = [0x04, 0x03, 0x02, 0x01]

@@ -1,0 +1,46 @@
+import ArgumentParser
+import StrandsCLI
+
+/// The flags of the PyStrands Go echo server, in both spellings (`-port` and `--port`).
+struct EchoServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echoserver",
+        abstract: "A WebSocket echo server on StrandsWS: every message under /ws/ comes back with its own type.",
+        discussion: """
+            GET /health answers {"status":"ok","connections":N,"messages":N,"errors":N}.
+            SIGINT or SIGTERM: stop accepting, close every client with 1001, wait up to -grace seconds, exit 0.
+            A second signal exits at once.
+            """
+    )
+
+    @Option(name: [.customLong("port", withSingleDash: true), .long], help: "TCP port; 0 picks a free one.")
+    var port = 8082
+
+    @Option(name: [.customLong("host", withSingleDash: true), .long], help: "Address to listen on.")
+    var host = "0.0.0.0"
+
+    @Option(name: [.customLong("workers", withSingleDash: true), .long],
+            help: "Event loops, one thread each, pinned to cores; 0 = one per core.")
+    var workers = 0
+
+    @Option(name: [.customLong("max-message", withSingleDash: true), .long],
+            help: "Largest message in bytes; a larger one closes the connection with 1009.")
+    var maxMessage = 1 << 20
+
+    @Option(name: [.customLong("grace", withSingleDash: true), .long],
+            help: "Seconds to wait for close handshakes on shutdown.")
+    var grace = 5.0
+
+    @Flag(name: [.customLong("quiet", withSingleDash: true), .long], help: "No stats line every 5 s.")
+    var quiet = false
+
+    func validate() throws {
+        guard (0...65535).contains(self.port) else { throw ValidationError("-port \(self.port): expected 0...65535") }
+        guard (0...1024).contains(self.workers) else { throw ValidationError("-workers \(self.workers): expected 0...1024") }
+        guard (1...(1 << 30)).contains(self.maxMessage) else {
+            throw ValidationError("-max-message \(self.maxMessage): expected 1...\(1 << 30) bytes")
+        }
+        guard self.grace >= 0 && self.grace <= 3600 else { throw ValidationError("-grace \(self.grace): expected 0...3600 seconds") }
+        guard !self.host.isEmpty else { throw ValidationError("-host must not be empty") }
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import StrandsTestSupport
+import StrandsWS
+import Testing
+
+@Suite("echoserver binary", .serialized, .timeLimit(.minutes(2)))
+struct EchoServerTests {
+    let clients: LoopGroup
+
+    init() throws {
+        self.clients = try LoopGroup(loopCount: 1)
+    }
+
+    var loop: Loop { self.clients.loops[0] }
+
+    @Test("echoes text and binary up to the limit with their own type; past it closes with 1009")
+    func echoAndLimit() async throws {
+        let server = try ServerProcess(["-max-message", "65536", "-quiet"])
+        defer { self.clients.shutdown(); server.stop() }
+        let probe = Probe()
+        var configuration = WebSocketConfiguration()
+        configuration.maxMessageSize = 1 << 20
+        let socket = try await connectClient(to: "ws://127.0.0.1:\(server.port)/ws/perf", on: self.loop, handler: probe,
+                                             configuration: configuration).get()
+        _ = await probe.events.next()
+        socket.loop.execute {
+            socket.value.send(text: "hello ✓")
+            socket.value.send(binary: pattern(65536))
+        }
+        #expect(await probe.events.next() == .text("hello ✓"))
+        #expect(await probe.events.next() == .binary(pattern(65536)))
+        socket.loop.execute { socket.value.send(binary: pattern(65537)) }
+        #expect(await probe.events.next() == .closed(1009, "message larger than 65536 bytes"))
+    }
+
+    @Test("/health reports live counts; other paths and upgrades outside /ws/ get 404")
+    func healthAnd404() async throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { self.clients.shutdown(); server.stop() }
+        let probe = Probe()
+        let socket = try await connectClient(to: "ws://127.0.0.1:\(server.port)/ws/x", on: self.loop, handler: probe).get()
+        _ = await probe.events.next()
+        socket.loop.execute { for i in 0..<5 { socket.value.send(text: "\(i)") } }
+        for i in 0..<5 { #expect(await probe.events.next() == .text("\(i)")) }
+
+        let health = String(decoding: await rawExchange(Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
+                                                        port: server.port, on: self.loop), as: UTF8.self)
+        #expect(health.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(health.contains("Content-Type: application/json"))
+        #expect(health.hasSuffix("{\"status\":\"ok\",\"connections\":1,\"messages\":5,\"errors\":0}"))
+
+        let missing = String(decoding: await rawExchange(Array("GET /other HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
+                                                         port: server.port, on: self.loop), as: UTF8.self)
+        #expect(missing.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        let outside = await connectClient(to: "ws://127.0.0.1:\(server.port)/chat", on: self.loop, handler: Probe())
+        #expect(outside.failure?.message == "handshake failed: server answered '404 Not Found'")
+    }
+
+    @Test("SIGTERM closes every client with 1001, then the server exits 0")
+    func gracefulShutdown() async throws {
+        let server = try ServerProcess([])
+        defer { self.clients.shutdown(); server.stop() }
+        let probes = [Probe(), Probe(), Probe()]
+        for probe in probes {
+            _ = try await connectClient(to: "ws://127.0.0.1:\(server.port)/ws/\(probes.count)", on: self.loop, handler: probe).get()
+            _ = await probe.events.next()
+        }
+        server.signal(SIGTERM)
+        for probe in probes {
+            #expect(await probe.events.next() == .closed(1001, "server shutting down"))
+        }
+        #expect(server.waitForExit() == 0)
+        #expect(server.outputText.contains("shutting down"))
+        #expect(server.outputText.contains("stopped"))
+    }
+
+    @Test("a client that sends without reading cannot grow the server's memory past a bound")
+    func backpressureBoundsMemory() async throws {
+        let server = try ServerProcess(["-quiet", "-workers", "1"])
+        defer { self.clients.shutdown(); server.stop() }
+        let before = server.residentBytes
+        let port = server.port
+        let loop = self.loop
+        let blasters = (0..<3).map { _ in Blaster() }
+        for blaster in blasters { loop.execute { blaster.start(on: loop, port: port) } }
+        // Each client keeps writing until TCP flow control stops it: the server stopped reading because
+        // the echoes it owes pile up unread. Wait for that stall (no progress for a second).
+        var sent = 0
+        for blaster in blasters { sent += await blaster.stalled.next() }
+        let after = server.residentBytes
+        let growth = after - before
+        // Bound: per connection the 1 MiB high-water mark of pending echoes plus one 64 KiB read, and
+        // allocator slack. The kernel's socket buffers (a few MiB each way) are not the server's memory.
+        let bound = 8 << 20
+        print("backpressure: 3 clients sent \(sent) bytes; server RSS \(before) -> \(after) (+\(growth))")
+        #expect(sent > 2 * bound, "the clients only managed \(sent) bytes: the test proves nothing")
+        #expect(growth < bound, "server grew by \(growth) bytes (from \(before) to \(after)) after \(sent) bytes sent")
+        // And it still serves others.
+        let health = String(decoding: await rawExchange(Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
+                                                        port: port, on: loop), as: UTF8.self)
+        #expect(health.contains("\"connections\":3"))
+    }
+
+    @Test("a port in use or an address that cannot be bound: one clear line on stderr, non-zero exit")
+    func bindErrors() throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { self.clients.shutdown(); server.stop() }
+        let (status, _, errors) = try run("echoserver", ["-port", "\(server.port)", "-host", "127.0.0.1", "-quiet"])
+        #expect(status != 0)
+        #expect(errors == "echoserver: cannot listen on 127.0.0.1:\(server.port): EADDRINUSE (address already in use)\n")
+        let (status2, _, errors2) = try run("echoserver", ["-port", "0", "-host", "192.0.2.1", "-quiet"])
+        #expect(status2 != 0)
+        #expect(errors2.hasPrefix("echoserver: cannot listen on 192.0.2.1:0: EADDRNOTAVAIL"))
+    }
+
+    @Test("bad flags and values exit 2 with a message; --help exits 0", arguments: [
+        ["-port", "abc"], ["-port", "70000"], ["-workers", "-1"], ["-max-message", "0"], ["--bogus"], ["-grace", "x"],
+    ])
+    func badFlags(arguments: [String]) throws {
+        defer { self.clients.shutdown() }
+        let (status, output, errors) = try run("echoserver", arguments)
+        #expect(status == 2)
+        #expect(output.isEmpty)
+        #expect(errors.hasPrefix("echoserver: "))
+        #expect(errors.contains("--help"))
+    }
+
+    @Test("both flag spellings work, and --help describes them")
+    func spellings() throws {
+        defer { self.clients.shutdown() }
+        let (status, help, _) = try run("echoserver", ["--help"])
+        #expect(status == 0)
+        for flag in ["-port", "--port", "-workers", "-host", "-max-message", "-quiet"] { #expect(help.contains(flag)) }
+        let server = try ServerProcess(["--quiet", "--workers", "1"])
+        #expect(server.port > 0)
+        server.stop()
+    }
+}
+
+/// Upgrades, then writes 64 KiB binary frames as fast as its own send buffer allows, never reading.
+/// Posts the bytes sent once a full second passes without progress.
+final class Blaster: TCPStreamDelegate, @unchecked Sendable {  // Safe: used on one loop after start.
+    let stalled = Events<Int>()
+    var sent = 0
+    var lastProgress = 0
+    var stream: TCPStream?
+    var frame: [UInt8] = []
+    var upgraded = false
+    var watchdog: LoopTimer?
+
+    func start(on loop: Loop, port: Int) {
+        var header: [UInt8] = [0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44]  // masked, 64-bit length
+        header[2...9] = [0, 0, 0, 0, 0, 1, 0, 0]
+        self.frame = header + [UInt8](repeating: 0x5A, count: 65536)
+        TCPStream.connect(on: loop, host: "127.0.0.1", port: port) { result in
+            guard case .success(let stream) = result else { return self.stalled.post(-1) }
+            self.stream = stream
+            stream.delegate = self
+            stream.startReading()
+            let request = "GET /ws/blast HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            try? stream.write(Array(request.utf8))
+        }
+    }
+
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
+        guard !self.upgraded else { return }
+        // The 101 arrived: from now on, never read again.
+        self.upgraded = true
+        stream.stopReading()
+        self.pump(stream)
+        self.watchdog = stream.loop.scheduleTimer(after: .seconds(1), repeating: .seconds(1)) { [unowned self] in
+            if self.sent == self.lastProgress {
+                self.watchdog?.cancel()
+                self.stalled.post(self.sent)
+            }
+            self.lastProgress = self.sent
+        }
+    }
+
+    func pump(_ stream: TCPStream) {
+        while stream.pendingWriteBytes < 4 * self.frame.count && !stream.isClosing {
+            guard (try? stream.write(self.frame)) != nil else { return }
+            self.sent += self.frame.count
+        }
+    }
+
+    func streamDidDrain(_ stream: TCPStream) { if self.upgraded { self.pump(stream) } }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import StrandsWS
+
+/// The built `echoserver` (or `perftest`) binary, next to this test bundle, run as a child process.
+final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in init, then only read.
+    let process = Process()
+    let port: Int
+    private let stdout = Pipe()
+    private let stderr = Pipe()
+    private let output = Locked(Data())
+
+    static func binary(_ name: String) -> URL {
+        // The test bundle and the products of the package share one build folder.
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return me.deletingLastPathComponent().appendingPathComponent(name)
+    }
+
+    /// Starts `echoserver` on port 0 with `arguments` and waits for its "listening on" line.
+    init(_ arguments: [String] = []) throws {
+        self.process.executableURL = Self.binary("echoserver")
+        self.process.arguments = ["-port", "0", "-host", "127.0.0.1"] + arguments
+        self.process.standardOutput = self.stdout
+        self.process.standardError = self.stderr
+        let lines = LineWaiter()
+        let output = self.output
+        self.stdout.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            output.withLock { $0.append(data) }
+            let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }) {
+                lines.post(String(line))
+            }
+            if data.isEmpty { lines.post("EOF") }
+        }
+        try self.process.run()
+        let line = lines.wait()
+        guard let range = line.range(of: "listening on "), let colon = line[range.upperBound...].firstIndex(of: " "),
+              let port = Int(line[range.upperBound..<colon].split(separator: ":").last ?? "")
+        else {
+            kill(self.process.processIdentifier, SIGKILL)
+            self.process.waitUntilExit()
+            let errors = String(decoding: self.stderr.fileHandleForReading.availableDataIfAny, as: UTF8.self)
+            throw ProcessError("echoserver did not start: \(line) \(errors)")
+        }
+        self.port = port
+    }
+
+    var outputText: String { String(decoding: self.output.withLock { $0 }, as: UTF8.self) }
+    var errorText: String { String(decoding: self.stderr.fileHandleForReading.availableDataIfAny, as: UTF8.self) }
+
+    /// Resident memory of the server in bytes (`VmRSS`).
+    var residentBytes: Int {
+        let status = (try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+
+    func signal(_ signo: Int32) { kill(self.process.processIdentifier, signo) }
+
+    /// Waits for the process to end and returns its status (bounded by the caller's time limit).
+    func waitForExit() -> Int32 {
+        self.process.waitUntilExit()
+        return self.process.terminationStatus
+    }
+
+    func stop() {
+        if self.process.isRunning {
+            kill(self.process.processIdentifier, SIGKILL)
+            self.process.waitUntilExit()
+        }
+        self.stdout.fileHandleForReading.readabilityHandler = nil
+    }
+
+    deinit { self.stop() }
+}
+
+struct ProcessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension FileHandle {
+    /// What can be read now without blocking on a child that is still running.
+    var availableDataIfAny: Data {
+        let flags = fcntl(self.fileDescriptor, F_GETFL)
+        _ = fcntl(self.fileDescriptor, F_SETFL, flags | O_NONBLOCK)
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = Glibc.read(self.fileDescriptor, &buffer, buffer.count)
+            if n <= 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        return data
+    }
+}
+
+/// Runs a binary to completion and returns (status, stdout, stderr).
+func run(_ binary: String, _ arguments: [String]) throws -> (Int32, String, String) {
+    let process = Process()
+    process.executableURL = ServerProcess.binary(binary)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// One line handed from the pipe reader to the starting test (mutex + condition variable).
+final class LineWaiter: @unchecked Sendable {  // Safe: guarded by `condition`.
+    private let condition = NSCondition()
+    private var line: String?
+
+    func post(_ line: String) {
+        self.condition.lock()
+        if self.line == nil { self.line = line }
+        self.condition.signal()
+        self.condition.unlock()
+    }
+
+    func wait() -> String {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        while self.line == nil { self.condition.wait() }
+        return self.line!
+    }
+}
