@@ -3,6 +3,10 @@
 import Benchmark
 import StrandsWS
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 let megabyte = 1 << 20
 
 /// JSON-like text: mostly ASCII with an accented word every ~100 bytes (about 2 % non-ASCII bytes).
@@ -63,6 +67,8 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Baseline: empty iteration") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(0) }
     }
+
+    echoBenchmarks()
 
     Benchmark("Unmask 1 MiB in place") { benchmark in
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: megabyte, alignment: 16)
@@ -147,4 +153,102 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(offset)
         }
     }
+}
+
+// MARK: - Echo round trips through a WebSocketServer, allocations per message
+
+/// The echoserver's handler: every message back with its own opcode.
+final class EchoHandler: WebSocketHandler {
+    func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+        socket.send(message.opcode, message.bytes)
+    }
+}
+
+/// A client that runs a batch of round trips when asked and posts a semaphore when the batch is done.
+final class BatchClient: WebSocketHandler, @unchecked Sendable {  // Safe: fields touched on the client loop.
+    let payload = [UInt8](repeating: 0x78, count: 64)
+    let done: UnsafeMutablePointer<sem_t>
+    var socket: WebSocket?
+    var remaining = 0
+
+    init() {
+        self.done = .allocate(capacity: 1)
+        sem_init(self.done, 0, 0)
+    }
+
+    func start(_ count: Int) {
+        self.remaining = count
+        if count == 0 {
+            sem_post(self.done)
+            return
+        }
+        self.payload.withUnsafeBytes { _ = self.socket?.send(.binary, $0) }
+    }
+
+    func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+        self.remaining -= 1
+        if self.remaining > 0 {
+            self.payload.withUnsafeBytes { _ = socket.send(.binary, $0) }
+        } else {
+            sem_post(self.done)
+        }
+    }
+}
+
+/// A WebSocketServer on one loop (CPU 0) and a StrandsWS client on another (CPU 1), one connection.
+final class EchoFixture: @unchecked Sendable {  // Safe: built once in setup, then read-only off the loops.
+    let serverGroup: LoopGroup
+    let clientGroup: LoopGroup
+    let client = BatchClient()
+
+    init() throws {
+        self.serverGroup = try LoopGroup(loopCount: 1, pinning: .cpus([0]))
+        self.clientGroup = try LoopGroup(loopCount: 1, pinning: .cpus([1]))
+        let server = WebSocketServer(group: self.serverGroup, handler: EchoHandler())
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let loop = self.clientGroup.loops[0]
+        let client = self.client
+        loop.execute {
+            WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/ws/bench", on: loop, handler: client) { result in
+                guard case .success(let socket) = result else { fatalError("connect: \(result)") }
+                client.socket = socket
+                client.start(10_000)  // Warm-up: buffers and arrays reach their size.
+            }
+        }
+        sem_wait(client.done)
+    }
+
+    func roundTrips(_ count: Int) {
+        let client = self.client
+        self.clientGroup.loops[0].execute { client.start(count) }
+        sem_wait(client.done)
+    }
+
+    func shutdown() {
+        self.clientGroup.shutdown()
+        self.serverGroup.shutdown()
+    }
+}
+
+nonisolated(unsafe) var echoFixture: EchoFixture?
+
+let echoBenchmarks: @Sendable () -> Void = {
+    Benchmark(
+        "WebSocket echo hop only (execute + semaphore, 0 round trips)",
+        configuration: .init(metrics: [.mallocCountTotal, .wallClock], maxDuration: .seconds(3), maxIterations: 2_000),
+        closure: { benchmark in
+            for _ in benchmark.scaledIterations { echoFixture!.roundTrips(0) }
+        },
+        setup: { echoFixture = try EchoFixture() },
+        teardown: { echoFixture?.shutdown(); echoFixture = nil }
+    )
+    Benchmark(
+        "WebSocket echo round trips x1000, 64 B, server and client loops",
+        configuration: .init(metrics: [.mallocCountTotal, .wallClock], maxDuration: .seconds(5), maxIterations: 500),
+        closure: { benchmark in
+            for _ in benchmark.scaledIterations { echoFixture!.roundTrips(1000) }
+        },
+        setup: { echoFixture = try EchoFixture() },
+        teardown: { echoFixture?.shutdown(); echoFixture = nil }
+    )
 }
