@@ -20,15 +20,17 @@ struct HTTPHeadError: Error, Equatable {
 ///
 /// Bytes after the blank line are left in ``buffer`` for whoever speaks next (a client's first frame may
 /// arrive in the same read as its request). The buffer exists only during the handshake.
-struct HTTPHeadReader {
+final class HTTPHeadReader {
     var buffer = RawBuffer()
     private var scanned = 0
     let limits: HTTPLimits
 
     init(limits: HTTPLimits) { self.limits = limits }
 
+    deinit { self.buffer.free() }
+
     /// Adds bytes; returns the head's length once the blank line is in, `nil` while incomplete.
-    mutating func append(_ bytes: UnsafeRawBufferPointer) throws(HTTPHeadError) -> Int? {
+    func append(_ bytes: UnsafeRawBufferPointer) throws(HTTPHeadError) -> Int? {
         self.buffer.append(bytes)
         let data = self.buffer.bytes
         var i = max(self.scanned - 3, 0)
@@ -85,7 +87,7 @@ struct HTTPHeadReader {
         return (startLine, headers)
     }
 
-    mutating func release() { self.buffer.free() }
+    func release() { self.buffer.free() }
 
     /// RFC 9110 §5.6.2 tchar.
     static func isTokenCharacter(_ c: UInt8) -> Bool {

@@ -57,16 +57,14 @@ extension WebSocket {
             self.readClientHandshake(bytes)
             return
         }
-        guard var head = self.head else { return }
+        guard let head = self.head else { return }
         let length: Int?
         do {
             length = try head.append(bytes)
         } catch {
-            self.head = head
             self.refuse(HTTPResponse.status(error.status))
             return
         }
-        self.head = head
         guard let length else { return }
 
         var request: HTTPRequest
@@ -112,15 +110,14 @@ extension WebSocket {
         self.didOpen = true
         self.shared.clearDeadline(self)
         self.registry.add(self)
-        var head = self.head
+        let head = self.head
         self.head = nil
         announce?()
         if self.phase == .open { self.handler.webSocketDidOpen(self, request: request) }
-        if var reader = head, reader.buffer.count > headLength, self.phase == .open || self.phase == .closeSent {
+        if let head, head.buffer.count > headLength, self.phase == .open || self.phase == .closeSent {
             // Frames sent right behind the handshake arrived in the same read.
-            reader.buffer.removeFirst(headLength)
-            self.readFrames(reader.buffer.mutableBytes)
-            head = reader
+            head.buffer.removeFirst(headLength)
+            self.readFrames(head.buffer.mutableBytes)
         }
         head?.release()
     }
@@ -134,6 +131,6 @@ extension WebSocket {
         do { try self.stream.write(response.serialized()) } catch { return }
         // Half-close and let the client close first, so our response is not lost to a reset.
         self.stream.shutdownWrite()
-        self.shared.setDeadline(self, after: self.configuration.closeTimeout)
+        self.shared.setDeadline(self, after: self.closeTimeout)
     }
 }

@@ -38,7 +38,7 @@ extension WebSocket {
         if self.role == .server {
             self.closeAfterFlush()
         } else {
-            self.shared.setDeadline(self, after: self.configuration.closeTimeout)
+            self.shared.setDeadline(self, after: self.closeTimeout)
         }
     }
 
@@ -47,7 +47,7 @@ extension WebSocket {
     /// timeout cuts a peer that never finishes. Closing outright while the peer still sends would answer
     /// with a reset, and a reset makes the peer's kernel drop our last frames unread.
     func closeAfterFlush() {
-        self.shared.setDeadline(self, after: self.configuration.closeTimeout)
+        self.shared.setDeadline(self, after: self.closeTimeout)
         if self.shared.corkOwner === self {
             self.halfCloseAfterCork = true  // The cork, with the close frame in it, goes out first.
         } else {

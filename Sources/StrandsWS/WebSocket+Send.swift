@@ -43,7 +43,7 @@ extension WebSocket {
             self.phase = .closeSent
             self.closeCode = code
             self.closeReason = reason
-            self.shared.setDeadline(self, after: self.configuration.closeTimeout)
+            self.shared.setDeadline(self, after: self.closeTimeout)
         case .handshake, .httpResponse:
             self.stream.close()
         case .closeSent, .closing, .closed:

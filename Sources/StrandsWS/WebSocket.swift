@@ -24,7 +24,8 @@ public final class WebSocket: TCPStreamDelegate {
     public let role: Role
     let stream: TCPStream
     let handler: any WebSocketHandler
-    let configuration: WebSocketConfiguration
+    /// The one setting needed after the handshake; the configuration itself is not kept per connection.
+    let closeTimeout: Duration
     let shared: WebSocketLoopContext
     let registry: ConnectionRegistry
     var counters: WebSocketCounters { self.registry.counters }
@@ -58,7 +59,7 @@ public final class WebSocket: TCPStreamDelegate {
         self.role = role
         self.stream = stream
         self.handler = handler
-        self.configuration = configuration
+        self.closeTimeout = configuration.closeTimeout
         self.shared = WebSocketLoopContext.on(stream.loop)
         self.registry = registry ?? self.shared.clients
         self.parser = FrameParser(expectMasked: role == .server, maxMessageSize: configuration.maxMessageSize)
@@ -185,7 +186,8 @@ public final class WebSocket: TCPStreamDelegate {
         case .handshake:
             self.counters.countError()
             if self.role == .client {
-                self.failClientHandshake(.timedOut("no handshake response within \(self.configuration.handshakeTimeout)"))
+                let limit = self.pendingClient?.handshakeTimeout ?? .zero
+                self.failClientHandshake(.timedOut("no handshake response within \(limit)"))
             } else {
                 self.stream.close()  // A silent or slow client gets no answer: it has not earned one.
             }

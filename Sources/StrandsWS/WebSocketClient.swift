@@ -1,9 +1,19 @@
-/// What a client's handshake must see in the server's response.
-struct ClientHandshake {
+/// What a client's handshake must see in the server's response. Exists only during the handshake.
+final class ClientHandshake {
     let request: HTTPRequest
     let expectedAccept: String
     let offeredProtocols: [String]
+    let handshakeTimeout: Duration
     let completion: (Result<WebSocket, WebSocketError>) -> Void
+
+    init(request: HTTPRequest, expectedAccept: String, offeredProtocols: [String], handshakeTimeout: Duration,
+         completion: @escaping (Result<WebSocket, WebSocketError>) -> Void) {
+        self.request = request
+        self.expectedAccept = expectedAccept
+        self.offeredProtocols = offeredProtocols
+        self.handshakeTimeout = handshakeTimeout
+        self.completion = completion
+    }
 }
 
 /// Opens client connections.
@@ -65,7 +75,8 @@ public enum WebSocketClient {
         for field in headers { request.headers.add(name: field.name, value: field.value) }
         request.remoteAddress = stream.remoteAddress
         socket.pendingClient = ClientHandshake(request: request, expectedAccept: Handshake.acceptValue(forKey: key),
-                                               offeredProtocols: subprotocols, completion: completion)
+                                               offeredProtocols: subprotocols,
+                                               handshakeTimeout: configuration.handshakeTimeout, completion: completion)
         socket.head = HTTPHeadReader(limits: configuration.httpLimits)
         socket.shared.setDeadline(socket, after: configuration.handshakeTimeout)
         var text = "GET \(request.target) HTTP/1.1\r\n"
@@ -84,16 +95,14 @@ public enum WebSocketClient {
 extension WebSocket {
     /// Client side of the handshake: read the response head and check it (RFC 6455 §4.1, steps 1–6).
     func readClientHandshake(_ bytes: UnsafeRawBufferPointer) {
-        guard var head = self.head, let pending = self.pendingClient else { return }
+        guard let head = self.head, let pending = self.pendingClient else { return }
         let length: Int?
         do {
             length = try head.append(bytes)
         } catch {
-            self.head = head
             self.failClientHandshake(.handshakeFailed("response head too large"))
             return
         }
-        self.head = head
         guard let length else { return }
         let startLine: String, headers: HTTPHeaders
         do {

@@ -23,7 +23,7 @@ struct HandshakeTests {
     }
 
     func check(_ bytes: [UInt8], limits: HTTPLimits = HTTPLimits()) -> Result<HTTPRequest, HTTPHeadError> {
-        var reader = HTTPHeadReader(limits: limits)
+        let reader = HTTPHeadReader(limits: limits)
         defer { reader.release() }
         do throws(HTTPHeadError) {
             let appended = bytes.withUnsafeBytes { raw in Result { () throws(HTTPHeadError) in try reader.append(raw) } }
