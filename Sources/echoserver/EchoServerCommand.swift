@@ -31,8 +31,11 @@ struct EchoServerCommand: ParsableCommand {
             help: "Seconds to wait for close handshakes on shutdown.")
     var grace = 5.0
 
-    @Flag(name: [.customLong("quiet", withSingleDash: true), .long], help: "No stats line every 5 s.")
+    @Flag(name: [.customLong("quiet", withSingleDash: true), .long], help: "No stats line.")
     var quiet = false
+
+    @Option(name: [.customLong("stats-interval", withSingleDash: true), .long], help: "Seconds between stats lines.")
+    var statsInterval = 5.0
 
     func validate() throws {
         guard (0...65535).contains(self.port) else { throw ValidationError("-port \(self.port): expected 0...65535") }
@@ -42,5 +45,8 @@ struct EchoServerCommand: ParsableCommand {
         }
         guard self.grace >= 0 && self.grace <= 3600 else { throw ValidationError("-grace \(self.grace): expected 0...3600 seconds") }
         guard !self.host.isEmpty else { throw ValidationError("-host must not be empty") }
+        guard self.statsInterval >= 0.1 && self.statsInterval <= 86400 else {
+            throw ValidationError("-stats-interval \(self.statsInterval): expected 0.1...86400 seconds")
+        }
     }
 }

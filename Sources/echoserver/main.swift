@@ -39,11 +39,12 @@ enum EchoServer {
             Output.line("echoserver: WebSocket endpoint ws://\(shown):\(address.port)/ws/ (any path under /ws/)")
             Output.line("echoserver: health check http://\(shown):\(address.port)/health")
 
-            // Stats every 5 s, from a Dispatch timer: reading the counters never blocks a loop.
+            // Stats every few seconds, from a Dispatch timer: reading the counters never blocks a loop.
             let stats = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "stats"))
             let lastMessages = Locked(0)
             if !options.quiet {
-                stats.schedule(deadline: .now() + 5, repeating: 5)
+                let interval = options.statsInterval
+                stats.schedule(deadline: .now() + interval, repeating: interval)
                 stats.setEventHandler {
                     let now = server.statistics()
                     let delta = lastMessages.withLock { last -> Int in
@@ -52,7 +53,7 @@ enum EchoServer {
                     }
                     logger.info("stats", metadata: [
                         "connections": "\(now.open)", "messages": "\(now.messagesReceived)",
-                        "rate": "\(delta / 5)/s", "errors": "\(now.errors)",
+                        "rate": "\(Int((Double(delta) / interval).rounded()))/s", "errors": "\(now.errors)",
                     ])
                 }
                 stats.resume()

@@ -74,6 +74,39 @@ struct EchoServerTests {
         #expect(server.outputText.contains("stopped"))
     }
 
+    @Test("the stats line reports connections, messages, rate and errors")
+    func statsLine() async throws {
+        let server = try ServerProcess(["-stats-interval", "0.2"])
+        defer { self.clients.shutdown(); server.stop() }
+        let probe = Probe()
+        let socket = try await connectClient(to: "ws://127.0.0.1:\(server.port)/ws/s", on: self.loop, handler: probe).get()
+        _ = await probe.events.next()
+        socket.loop.execute { for i in 0..<7 { socket.value.send(text: "\(i)") } }
+        for i in 0..<7 { #expect(await probe.events.next() == .text("\(i)")) }
+        let line = await server.nextLine(containing: "messages=7")
+        #expect(line.contains("info echoserver: stats"))
+        #expect(line.contains("connections=1"))
+        #expect(line.contains("errors=0"))
+        #expect(line.contains("rate="))
+    }
+
+    @Test("a second signal during the grace period exits at once")
+    func secondSignal() async throws {
+        let server = try ServerProcess(["-quiet", "-grace", "60"])
+        defer { self.clients.shutdown(); server.stop() }
+        // A client that upgrades and then never reads, so it never answers the server's close.
+        let mute = Blaster()
+        let loop = self.loop
+        let port = server.port
+        loop.execute { mute.start(on: loop, port: port, send: false) }
+        _ = await mute.upgradedEvent.next()
+        server.signal(SIGTERM)
+        _ = await server.nextLine(containing: "shutting down")
+        server.signal(SIGTERM)
+        #expect(server.waitForExit() == 128 + SIGTERM)
+        #expect(server.errorText.contains("second signal"))
+    }
+
     @Test("a client that sends without reading cannot grow the server's memory past a bound")
     func backpressureBoundsMemory() async throws {
         let server = try ServerProcess(["-quiet", "-workers", "1"])
@@ -141,6 +174,8 @@ struct EchoServerTests {
 /// Posts the bytes sent once a full second passes without progress.
 final class Blaster: TCPStreamDelegate, @unchecked Sendable {  // Safe: used on one loop after start.
     let stalled = Events<Int>()
+    let upgradedEvent = Events<Bool>()
+    var send = true
     var sent = 0
     var lastProgress = 0
     var stream: TCPStream?
@@ -148,7 +183,8 @@ final class Blaster: TCPStreamDelegate, @unchecked Sendable {  // Safe: used on 
     var upgraded = false
     var watchdog: LoopTimer?
 
-    func start(on loop: Loop, port: Int) {
+    func start(on loop: Loop, port: Int, send: Bool = true) {
+        self.send = send
         var header: [UInt8] = [0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44]  // masked, 64-bit length
         header[2...9] = [0, 0, 0, 0, 0, 1, 0, 0]
         self.frame = header + [UInt8](repeating: 0x5A, count: 65536)
@@ -168,6 +204,8 @@ final class Blaster: TCPStreamDelegate, @unchecked Sendable {  // Safe: used on 
         // The 101 arrived: from now on, never read again.
         self.upgraded = true
         stream.stopReading()
+        self.upgradedEvent.post(true)
+        guard self.send else { return }
         self.pump(stream)
         self.watchdog = stream.loop.scheduleTimer(after: .seconds(1), repeating: .seconds(1)) { [unowned self] in
             if self.sent == self.lastProgress {

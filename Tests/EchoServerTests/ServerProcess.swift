@@ -1,4 +1,5 @@
 import Foundation
+import StrandsTestSupport
 import StrandsWS
 
 /// The built `echoserver` (or `perftest`) binary, next to this test bundle, run as a child process.
@@ -8,6 +9,7 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
     private let stdout = Pipe()
     private let stderr = Pipe()
     private let output = Locked(Data())
+    private let outputChanged = Events<Void>()
 
     static func binary(_ name: String) -> URL {
         // The test bundle and the products of the package share one build folder.
@@ -23,9 +25,11 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
         self.process.standardError = self.stderr
         let lines = LineWaiter()
         let output = self.output
+        let changed = self.outputChanged
         self.stdout.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
             output.withLock { $0.append(data) }
+            changed.post(())
             let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
             if let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }) {
                 lines.post(String(line))
@@ -43,6 +47,14 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
             throw ProcessError("echoserver did not start: \(line) \(errors)")
         }
         self.port = port
+    }
+
+    /// Waits for a line of standard output containing `text` (bounded by the test's time limit).
+    func nextLine(containing text: String) async -> String {
+        while true {
+            if let line = self.outputText.split(separator: "\n").first(where: { $0.contains(text) }) { return String(line) }
+            await self.outputChanged.next()
+        }
     }
 
     var outputText: String { String(decoding: self.output.withLock { $0 }, as: UTF8.self) }
