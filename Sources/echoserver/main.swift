@@ -24,6 +24,35 @@ enum EchoServer {
             let handler = EchoHandler()
             let server = WebSocketServer(group: group, configuration: configuration, handler: handler)
             handler.server.withLock { $0 = server }
+            // SIGINT/SIGTERM: graceful shutdown; a second one exits at once. Installed before the startup
+            // lines, so whoever reads them may signal at once.
+            let signals = DispatchQueue(label: "signals")
+            let stopping = Locked(false)
+            let finished = DispatchSemaphore(value: 0)
+            var sources: [any DispatchSourceSignal] = []
+            for signo in [SIGINT, SIGTERM] {
+                signal(signo, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signo, queue: signals)
+                source.setEventHandler {
+                    if stopping.withLock({ was in defer { was = true }; return was }) {
+                        Output.error("echoserver: second signal, exiting now")
+                        exit(128 + signo)
+                    }
+                    logger.info("shutting down: closing connections with 1001", metadata: ["open": "\(server.statistics().open)"])
+                    server.stopListening()
+                    server.closeAll(code: .goingAway, reason: "server shutting down") { finished.signal() }
+                    DispatchQueue.global().async {
+                        if finished.wait(timeout: .now() + options.grace) == .timedOut {
+                            logger.warning("grace period over; dropping the connections left", metadata: ["open": "\(server.statistics().open)"])
+                        }
+                        group.shutdown()
+                        logger.info("stopped")
+                        exit(0)
+                    }
+                }
+                source.resume()
+                sources.append(source)
+            }
             let listener: TCPServer
             do {
                 listener = try server.listen(host: options.host, port: options.port)
@@ -59,34 +88,6 @@ enum EchoServer {
                 stats.resume()
             }
 
-            // SIGINT/SIGTERM: graceful shutdown; a second one exits at once.
-            let signals = DispatchQueue(label: "signals")
-            let stopping = Locked(false)
-            let finished = DispatchSemaphore(value: 0)
-            var sources: [any DispatchSourceSignal] = []
-            for signo in [SIGINT, SIGTERM] {
-                signal(signo, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: signo, queue: signals)
-                source.setEventHandler {
-                    if stopping.withLock({ was in defer { was = true }; return was }) {
-                        Output.error("echoserver: second signal, exiting now")
-                        exit(128 + signo)
-                    }
-                    logger.info("shutting down: closing connections with 1001", metadata: ["open": "\(server.statistics().open)"])
-                    server.stopListening()
-                    server.closeAll(code: .goingAway, reason: "server shutting down") { finished.signal() }
-                    DispatchQueue.global().async {
-                        if finished.wait(timeout: .now() + options.grace) == .timedOut {
-                            logger.warning("grace period over; dropping the connections left", metadata: ["open": "\(server.statistics().open)"])
-                        }
-                        group.shutdown()
-                        logger.info("stopped")
-                        exit(0)
-                    }
-                }
-                source.resume()
-                sources.append(source)
-            }
             withExtendedLifetime((sources, stats)) { dispatchMain() }
         } catch {
             die("echoserver", "\(error)")

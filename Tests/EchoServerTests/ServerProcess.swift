@@ -9,7 +9,7 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
     private let stdout = Pipe()
     private let stderr = Pipe()
     private let output = Locked(Data())
-    private let outputChanged = Events<Void>()
+    private let outputChanged = Events<Bool>()  // false at end of output
 
     static func binary(_ name: String) -> URL {
         // The test bundle and the products of the package share one build folder.
@@ -29,12 +29,15 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
         self.stdout.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
             output.withLock { $0.append(data) }
-            changed.post(())
+            changed.post(!data.isEmpty)
             let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
             if let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }) {
                 lines.post(String(line))
             }
-            if data.isEmpty { lines.post("EOF") }
+            if data.isEmpty {
+                handle.readabilityHandler = nil  // At end of file the handler would fire again and again.
+                lines.post("EOF")
+            }
         }
         try self.process.run()
         let line = lines.wait()
@@ -49,11 +52,11 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
         self.port = port
     }
 
-    /// Waits for a line of standard output containing `text` (bounded by the test's time limit).
+    /// Waits for a line of standard output containing `text`; "" if the output ends without one.
     func nextLine(containing text: String) async -> String {
         while true {
             if let line = self.outputText.split(separator: "\n").first(where: { $0.contains(text) }) { return String(line) }
-            await self.outputChanged.next()
+            if await !self.outputChanged.next() { return "" }
         }
     }
 
