@@ -20,6 +20,7 @@ let package = Package(
         // Executables only: the libraries depend on libuv alone.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -41,7 +42,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(name: "echoserver", dependencies: ["StrandsCLI"], swiftSettings: strictSettings),
-        .executableTarget(name: "perftest", dependencies: ["StrandsCLI"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "perftest",
+            dependencies: ["StrandsCLI", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: strictSettings
+        ),
         // Drives StrandsWS through the Autobahn TestSuite (kosoku) as server and as client.
         .executableTarget(name: "strands-autobahn", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
         .testTarget(name: "StrandsLoopTests", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
@@ -51,5 +56,10 @@ let package = Package(
         .testTarget(name: "StrandsWSTests", dependencies: ["StrandsWS", "StrandsTestSupport"], swiftSettings: strictSettings),
         // Runs the built executables as a user would; `swift build` builds them first.
         .testTarget(name: "EchoServerTests", dependencies: ["StrandsWS", "StrandsTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "PerfTestTests",
+            dependencies: ["perftest", "StrandsTestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: strictSettings
+        ),
     ]
 )

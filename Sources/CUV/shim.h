@@ -32,6 +32,18 @@ static inline int cuv_pin_current_thread(int cpu) {
     return rc == 0 ? 0 : -errno;
 }
 
+/* Restricts the calling thread (and threads and processes it starts later) to
+ * the `count` CPUs listed. Returns 0 or a negative errno. */
+static inline int cuv_set_affinity(const int *cpus, int count) {
+    unsigned long mask[16] = {0};
+    for (int i = 0; i < count; i++) {
+        if (cpus[i] < 0 || cpus[i] >= (int)(sizeof(mask) * 8)) return -EINVAL;
+        mask[cpus[i] / (8 * sizeof(unsigned long))] |= 1UL << (cpus[i] % (8 * sizeof(unsigned long)));
+    }
+    long rc = syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask);
+    return rc == 0 ? 0 : -errno;
+}
+
 /* The number of CPUs this thread may run on (taskset narrows it). */
 static inline int cuv_available_cpus(void) {
     unsigned long mask[16] = {0};

@@ -23,6 +23,22 @@ extension ParsableCommand {
         }
     }
 
+    /// Like ``parseLikeGo(_:)`` for a command with subcommands: returns the one chosen.
+    public static func parseAsRootLikeGo(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> any ParsableCommand {
+        do {
+            return try Self.parseAsRoot(arguments)
+        } catch {
+            let code = Self.exitCode(for: error)
+            if code == .success {
+                Output.line(Self.fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            Output.error("\(Self._commandName): \(Self.message(for: error))")
+            Output.error("Run '\(Self._commandName) --help' for usage.")
+            Glibc.exit(2)
+        }
+    }
+
     static var _commandName: String { Self.configuration.commandName ?? String(describing: Self.self) }
 }
 

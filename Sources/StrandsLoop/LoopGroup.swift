@@ -117,6 +117,18 @@ public enum System {
     /// CPUs this process may run on (its affinity mask, which `taskset` narrows).
     public static var availableCPUs: Int { Int(cuv_available_cpus()) }
 
+    /// The numbers of the CPUs the calling thread may run on.
+    public static var allowedCPUs: [Int] {
+        (0..<System.availableCPUs).map { Int(cuv_nth_available_cpu(Int32($0))) }.filter { $0 >= 0 }
+    }
+
+    /// Restricts the calling thread, and the threads and processes it starts afterwards, to `cpus`
+    /// (as `taskset` would). Loop groups created afterwards pin within that set.
+    public static func restrictCurrentThread(toCPUs cpus: [Int]) throws(UVError) {
+        let rc = cpus.map { Int32($0) }.withUnsafeBufferPointer { cuv_set_affinity($0.baseAddress, Int32($0.count)) }
+        if rc < 0 { throw UVError(code: rc, context: "sched_setaffinity(\(cpus))") }
+    }
+
     /// Fills `buffer` from the kernel's cryptographically secure generator (`getrandom`). Traps only if the
     /// kernel cannot provide randomness at all, which no supported Linux does.
     public static func fillRandom(_ buffer: UnsafeMutableRawBufferPointer) {

@@ -1,14 +1,8 @@
-import StrandsWS
+import ArgumentParser
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-// The perftest executable arrives with its own issue; until then it says so instead of pretending to work.
-let usage = """
-    usage: perftest [flags]
-    perftest is not built yet: this version of Strands ships the StrandsLoop event-loop layer only.
-
-    """
-_ = usage.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
-exit(2)
+var command = PerfTest.parseAsRootLikeGo()
+do {
+    try command.run()
+} catch {
+    PerfTest.exit(withError: error)
+}

@@ -1,0 +1,176 @@
+import Histogram
+import StrandsWS
+
+/// The options a run needs on every loop.
+struct RunOptions: Sendable {
+    var url: String
+    var clients: Int
+    var duration: Double
+    var mode: Mode
+    var payload: Int
+    var rampup: Double
+    var timeout: Double
+    var grace: Double
+    var window: Int
+}
+
+/// One loop's share of a run: its clients, its histogram, its counts. Loop-confined; the runner talks to
+/// it through `execute` and reads `live` from any thread.
+final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched on `loop` only.
+    let loop: Loop
+    let options: RunOptions
+    let builder: MessageBuilder
+    let live = LiveCounters()
+    var stats = RunStats()
+    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+    var clients: [PerfClient] = []
+    var sending = true
+    var sweep: LoopTimer?
+    var ramp: LoopTimer?
+    var pending: [Int] = []
+    /// Called (on this loop) once no client has a message in flight after sending stopped.
+    var drained: (() -> Void)?
+    var undrained = 0
+
+    init(loop: Loop, options: RunOptions) {
+        self.loop = loop
+        self.options = options
+        self.builder = MessageBuilder(type: options.mode.messageType, payload: options.payload)
+    }
+
+    deinit { self.builder.free() }
+
+    @inline(__always) func countSent() {
+        self.stats.sent += 1
+        self.live.set(sent: self.stats.sent)
+    }
+
+    @inline(__always) func countReceived() {
+        self.stats.received += 1
+        self.live.set(received: self.stats.received)
+    }
+
+    @inline(__always) func record(latency: UInt64, late: Bool) {
+        _ = self.histogram.record(latency)
+        if late { self.stats.late += 1 }
+        if !self.sending { self.stats.answeredInGrace += 1 }
+    }
+
+    /// Connects the clients with these global indices, each at its ramp-up offset.
+    func start(indices: [Int], configuration: WebSocketConfiguration) {
+        self.stats.requested = indices.count
+        let interval = self.options.clients > 1 ? self.options.rampup / Double(self.options.clients) : 0
+        if interval <= 0 {
+            for index in indices { self.connect(index, configuration: configuration) }
+        } else {
+            // One timer per loop walks the schedule; never one per client.
+            let start = self.loop.now
+            self.pending = indices
+            var next = 0
+            self.ramp = self.loop.scheduleTimer(after: .zero, repeating: .milliseconds(1)) { [unowned self] in
+                let elapsed = Double(self.loop.now - start) / 1000
+                while next < self.pending.count && Double(self.pending[next]) * interval <= elapsed {
+                    self.connect(self.pending[next], configuration: configuration)
+                    next += 1
+                }
+                if next == self.pending.count {
+                    self.ramp?.cancel()
+                    self.ramp = nil
+                }
+            }
+        }
+        let timeout = UInt64(self.options.timeout * 1e9)
+        self.sweep = self.loop.scheduleTimer(after: .milliseconds(20), repeating: .milliseconds(20)) { [unowned self] in
+            let now = Clock.nanoseconds()
+            for client in self.clients { client.checkTimeout(now: now, timeout: timeout) }
+            if self.options.mode == .blast && self.sending {
+                for client in self.clients { client.pump() }
+            }
+        }
+    }
+
+    private func connect(_ index: Int, configuration: WebSocketConfiguration) {
+        guard self.sending else { return }
+        // IDs are unique across the run: each client counts from its own block.
+        let client = PerfClient(run: self, firstID: UInt64(index) << 32)
+        WebSocketClient.connect(to: self.options.url, on: self.loop, configuration: configuration, handler: client) { result in
+            switch result {
+            case .success(let socket):
+                client.socket = socket
+                self.clients.append(client)
+                self.stats.connected += 1
+                self.live.set(connected: self.stats.connected)
+                if self.sending { client.pump() } else { client.sending = false }
+            case .failure(let error):
+                switch error.kind {
+                case .connectFailed where error.transportError == .connectionRefused: self.stats.refused += 1
+                case .connectFailed, .invalidURL: self.stats.connectFailed += 1
+                case .handshakeFailed: self.stats.handshakeFailed += 1
+                case .timedOut: self.stats.connectTimedOut += 1
+                }
+                self.live.set(errors: self.stats.errors)
+                if self.stats.errors == 1 || self.stats.errors == self.stats.requested {
+                    self.firstError = self.firstError ?? error.description
+                }
+            }
+        }
+    }
+
+    /// The first connection error, to show the user what went wrong.
+    var firstError: String?
+
+    /// Stops sending; `drained` runs once every client's messages are answered (maybe at once).
+    func stopSending(drained: @escaping () -> Void) {
+        self.sending = false
+        self.ramp?.cancel()
+        self.ramp = nil
+        self.drained = drained
+        self.undrained = 0
+        for client in self.clients {
+            client.sending = false
+            self.stats.inFlightAtDeadline += client.inFlight.count
+            if !client.inFlight.isEmpty { self.undrained += 1 }
+        }
+        if self.undrained == 0 { self.finishDrain() }
+    }
+
+    func clientDrained(_ client: PerfClient) {
+        guard self.drained != nil, self.undrained > 0 else { return }
+        self.undrained -= 1
+        if self.undrained == 0 { self.finishDrain() }
+    }
+
+    private func finishDrain() {
+        let drained = self.drained
+        self.drained = nil
+        drained?()
+    }
+
+    func clientClosed(_ client: PerfClient, code: CloseCode, byUs: Bool) {
+        if !byUs {
+            self.stats.closedByServer += 1
+            self.live.set(errors: self.stats.errors)
+            if client.sending == false && !client.inFlight.isEmpty { self.clientDrained(client) }
+        }
+        self.stats.lost += client.inFlight.count
+        client.inFlight.removeAll()
+        client.socket = nil
+    }
+
+    /// Ends the run on this loop: what is still in flight is lost; connections close normally.
+    func finish() -> (RunStats, Histogram<UInt64>) {
+        self.sweep?.cancel()
+        self.sweep = nil
+        for client in self.clients {
+            client.sending = false
+            client.closedByUs = true
+            client.socket?.close(code: .normalClosure)
+        }
+        var stats = self.stats
+        for client in self.clients where client.socket != nil {
+            stats.lost += client.inFlight.count
+        }
+        stats.lost += stats.skipped
+        return (stats, self.histogram)
+    }
+}

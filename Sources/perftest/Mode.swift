@@ -1,0 +1,20 @@
+import ArgumentParser
+
+/// The three load shapes of the Go tool.
+enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
+    /// One message in flight per connection: send, wait for the echo, send again. Measures latency.
+    case pingpong
+    /// Send continuously (up to a window of messages in flight) while receiving.
+    case echo
+    /// Send only, as fast as the socket takes it; echoes are read and counted, never awaited.
+    case blast
+
+    /// The message's `type` field, as the Go tool writes it.
+    var messageType: String {
+        switch self {
+        case .pingpong: "ping"
+        case .echo: "echo"
+        case .blast: "blast"
+        }
+    }
+}

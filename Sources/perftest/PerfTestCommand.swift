@@ -1,0 +1,137 @@
+import ArgumentParser
+import StrandsCLI
+import StrandsWS
+
+/// `perftest`: the PyStrands Go load generator's flags, plus what an honest measurement needs.
+struct PerfTest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "perftest",
+        abstract: "A WebSocket load generator: pingpong, echo and blast against any RFC 6455 echo server.",
+        subcommands: [RunCommand.self, SuiteCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+/// The options of one run, shared by `run` (the default) and, where they apply, by `suite`.
+struct LoadOptions: ParsableArguments {
+    @Option(name: [.customLong("host", withSingleDash: true), .long],
+            help: "Target host:port (default localhost:8082; for suite, none = start an echoserver).")
+    var host: String?
+
+    var target: String { self.host ?? "localhost:8082" }
+
+    @Option(name: [.customLong("path", withSingleDash: true), .long], help: "WebSocket path on the target.")
+    var path = "/ws/perf"
+
+    @Option(name: [.customLong("payload", withSingleDash: true), .long], help: "Bytes of 'x' in each message's data field.")
+    var payload = 64
+
+    @Option(name: [.customLong("rampup", withSingleDash: true), .long], help: "Milliseconds over which clients connect.")
+    var rampup = 0
+
+    @Option(name: [.customLong("workers", withSingleDash: true), .long],
+            help: "Event loops (threads, pinned); 0 = one per CPU this process may use.")
+    var workers = 0
+
+    @Option(name: [.customLong("timeout", withSingleDash: true), .long], help: "Seconds to wait for each reply.")
+    var timeout = 1.0
+
+    @Option(name: [.customLong("grace", withSingleDash: true), .long],
+            help: "Seconds to keep reading replies after the deadline.")
+    var grace = 2.0
+
+    @Option(name: [.customLong("window", withSingleDash: true), .long],
+            help: "echo mode: most messages in flight per connection.")
+    var window = 64
+
+    @Option(name: [.customLong("json", withSingleDash: true), .long], help: "Also write the result as JSON to this file.")
+    var json: String?
+
+    func validate() throws {
+        let host = self.target
+        guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]),
+              (1...65535).contains(port), colon != host.startIndex
+        else { throw ValidationError("-host \(host): expected host:port") }
+        guard self.path.hasPrefix("/") else { throw ValidationError("-path \(self.path): must start with /") }
+        guard (0...(16 << 20)).contains(self.payload) else { throw ValidationError("-payload \(self.payload): expected 0...16777216") }
+        guard (0...3_600_000).contains(self.rampup) else { throw ValidationError("-rampup \(self.rampup): expected 0...3600000 ms") }
+        guard (0...1024).contains(self.workers) else { throw ValidationError("-workers \(self.workers): expected 0...1024") }
+        guard self.timeout > 0 && self.timeout <= 3600 else { throw ValidationError("-timeout \(self.timeout): expected (0, 3600] s") }
+        guard self.grace >= 0 && self.grace <= 3600 else { throw ValidationError("-grace \(self.grace): expected 0...3600 s") }
+        guard (1...1_000_000).contains(self.window) else { throw ValidationError("-window \(self.window): expected 1...1000000") }
+    }
+
+    /// `ws://host:port/path`, with a bare IPv6 address bracketed.
+    var url: String {
+        let host = self.target
+        let colon = host.lastIndex(of: ":")!
+        var name = String(host[..<colon])
+        if name.contains(":") && !name.hasPrefix("[") { name = "[\(name)]" }
+        return "ws://\(name):\(host[host.index(after: colon)...])\(self.path)"
+    }
+
+    func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil) -> RunOptions {
+        RunOptions(url: url ?? self.url, clients: clients, duration: duration, mode: mode, payload: self.payload,
+                   rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window)
+    }
+}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "One load test (the default): the Go tool's flags and output, with honest accounting."
+    )
+
+    @OptionGroup var load: LoadOptions
+
+    @Option(name: [.customLong("clients", withSingleDash: true), .long], help: "Concurrent connections.")
+    var clients = 100
+
+    @Option(name: [.customLong("duration", withSingleDash: true), .long], help: "Seconds of sending.")
+    var duration = 10.0
+
+    @Option(name: [.customLong("mode", withSingleDash: true), .long], help: "pingpong, echo or blast.")
+    var mode = Mode.echo
+
+    func validate() throws {
+        guard (1...1_000_000).contains(self.clients) else { throw ValidationError("-clients \(self.clients): expected 1...1000000") }
+        guard self.duration > 0 && self.duration <= 86400 else { throw ValidationError("-duration \(self.duration): expected (0, 86400] s") }
+    }
+
+    func run() throws {
+        PerfTestMain.single(self)
+    }
+}
+
+struct SuiteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suite",
+        abstract: "The five rows of the PyStrands benchmark table, printed as a Markdown table.",
+        discussion: """
+            Without -host, starts the echoserver built next to perftest (pinned to -server-cpu) and runs the
+            load from the other CPUs, so one command on a fresh machine reproduces the whole table.
+            """
+    )
+
+    @OptionGroup var load: LoadOptions
+
+    @Option(name: [.customLong("scale", withSingleDash: true), .long],
+            help: "Multiply every row's duration (10, 15, 17, 15 and 0.8 s) by this.")
+    var scale = 1.0
+
+    @Option(name: [.customLong("server-cpu", withSingleDash: true), .long],
+            help: "CPU for the echoserver the suite starts; perftest runs on the others.")
+    var serverCPU = 0
+
+    @Option(name: [.customLong("markdown", withSingleDash: true), .long], help: "Also write the table to this file.")
+    var markdown: String?
+
+    func validate() throws {
+        guard self.scale > 0 && self.scale <= 100 else { throw ValidationError("-scale \(self.scale): expected (0, 100]") }
+        guard (0...1023).contains(self.serverCPU) else { throw ValidationError("-server-cpu \(self.serverCPU): expected 0...1023") }
+    }
+
+    func run() throws {
+        PerfTestMain.suite(self)
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import StrandsCLI
+import StrandsWS
+
+/// What `run` and `suite` do, off the main actor (their closures run on loops and Dispatch queues).
+enum PerfTestMain {
+    /// One run with the Go tool's banner, live line and results block.
+    static func single(_ command: RunCommand) {
+        let load = command.load
+        let group = Self.makeGroup(workers: load.workers, clients: command.clients)
+        let options = load.runOptions(clients: command.clients, duration: command.duration, mode: command.mode)
+        Output.line("PyStrands WebSocket performance test (Strands perftest)")
+        Output.line("Target: \(options.url)  Mode: \(options.mode.rawValue)  Clients: \(options.clients)  "
+            + "Duration: \(fixed(options.duration, 1))s  Payload: \(options.payload) bytes  Ramp-up: \(load.rampup)ms  "
+            + "Loops: \(group.loops.count)")
+        let result = Runner.run(options, group: group, live: true)
+        group.shutdown()
+        let report = Report(result)
+        report.printText()
+        if let path = load.json {
+            do { try report.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
+        }
+        if result.stats.connected == 0 { exit(1) }
+        exit(0)
+    }
+
+    /// A loop group sized for the job, after making sure there are descriptors for every client.
+    static func makeGroup(workers: Int, clients: Int) -> LoopGroup {
+        let limit = (try? System.raiseOpenFileLimit()) ?? 0
+        // Each client is one socket; leave room for the loops' own descriptors and stdio.
+        let needed = clients + 64
+        if limit > 0 && limit < needed {
+            die("perftest", "\(clients) clients need about \(needed) open files, but this process may open \(limit) "
+                + "(the hard limit). Raise it (ulimit -Hn, /etc/security/limits.conf) or run fewer -clients, or "
+                + "spread the clients over several perftest processes.")
+        }
+        do {
+            return try LoopGroup(loopCount: workers == 0 ? System.availableCPUs : workers)
+        } catch {
+            die("perftest", "cannot start event loops: \(error)")
+        }
+    }
+}

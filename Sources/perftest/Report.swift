@@ -1,0 +1,91 @@
+import Foundation
+import Histogram
+import StrandsCLI
+
+/// The figures of one run, as printed and as written to `-json`.
+struct Report: Codable, Sendable {
+    struct Latency: Codable, Sendable {
+        var samples: UInt64
+        var p50Ms: Double, p90Ms: Double, p95Ms: Double, p99Ms: Double, p999Ms: Double, maxMs: Double, meanMs: Double
+    }
+
+    var target: String
+    var mode: String
+    var clients: Int
+    var payloadBytes: Int
+    var durationSeconds: Double
+    var measuredSeconds: Double
+    var stats: RunStats
+    var sentPerSecond: Double
+    var receivedPerSecond: Double
+    /// lost / sent, in percent.
+    var lossPercent: Double
+    var latency: Latency?
+    /// perftest's own CPU seconds per 1,000 round trips (per 1,000 messages sent in blast mode).
+    var cpuSecondsPer1000: Double
+    var firstError: String?
+
+    init(_ result: RunResult) {
+        let s = result.stats
+        self.target = result.options.url
+        self.mode = result.options.mode.rawValue
+        self.clients = result.options.clients
+        self.payloadBytes = result.options.payload
+        self.durationSeconds = result.options.duration
+        self.measuredSeconds = result.seconds
+        self.stats = s
+        self.sentPerSecond = Double(s.sent) / max(result.seconds, 1e-9)
+        self.receivedPerSecond = Double(s.received) / max(result.seconds, 1e-9)
+        self.lossPercent = s.sent > 0 && result.options.mode != .blast ? Double(s.lost) * 100 / Double(s.sent) : 0
+        let h = result.histogram
+        if h.totalCount > 0 {
+            func ms(_ ns: UInt64) -> Double { Double(ns) / 1e6 }
+            self.latency = Latency(
+                samples: h.totalCount, p50Ms: ms(h.valueAtPercentile(50)), p90Ms: ms(h.valueAtPercentile(90)),
+                p95Ms: ms(h.valueAtPercentile(95)), p99Ms: ms(h.valueAtPercentile(99)),
+                p999Ms: ms(h.valueAtPercentile(99.9)), maxMs: ms(h.max), meanMs: h.mean / 1e6)
+        }
+        let units = max(result.options.mode == .blast ? s.sent : s.received, 1)
+        self.cpuSecondsPer1000 = result.cpuSeconds / Double(units) * 1000
+        self.firstError = result.firstError
+    }
+
+    /// The Go tool's results block, extended with what it does not tell.
+    func printText() {
+        let s = self.stats
+        Output.line("")
+        Output.line("=== Results ===")
+        Output.line("Mode:            \(self.mode)")
+        Output.line("Connected:       \(s.connected)/\(s.requested)")
+        Output.line("Duration:        \(fixed(self.measuredSeconds, 2))s")
+        Output.line("Messages sent:   \(s.sent) (\(Int(self.sentPerSecond.rounded())) msg/s)")
+        if self.mode == Mode.blast.rawValue {
+            Output.line("Messages recv:   \(s.received) echoes read, not awaited (blast sends only)")
+        } else {
+            Output.line("Messages recv:   \(s.received) (\(Int(self.receivedPerSecond.rounded())) msg/s)")
+            Output.line("In flight at end: \(s.inFlightAtDeadline), answered in grace: \(s.answeredInGrace)")
+            Output.line("Lost:            \(s.lost) (\(fixed(self.lossPercent, 2))%)"
+                + (s.skipped > 0 ? ", \(s.skipped) skipped by the server" : ""))
+            Output.line("Reply timeouts:  \(s.timeouts)" + (s.late > 0 ? " (\(s.late) answered late)" : ""))
+        }
+        Output.line("Errors:          \(s.errors) (refused \(s.refused), connect \(s.connectFailed), "
+            + "handshake \(s.handshakeFailed), timed out \(s.connectTimedOut), closed by server \(s.closedByServer))")
+        if let first = self.firstError { Output.line("First error:     \(first)") }
+        if let l = self.latency {
+            Output.line("Latency p50:     \(fixed(l.p50Ms, 3))ms")
+            Output.line("Latency p90:     \(fixed(l.p90Ms, 3))ms")
+            Output.line("Latency p95:     \(fixed(l.p95Ms, 3))ms")
+            Output.line("Latency p99:     \(fixed(l.p99Ms, 3))ms")
+            Output.line("Latency p99.9:   \(fixed(l.p999Ms, 3))ms")
+            Output.line("Latency max:     \(fixed(l.maxMs, 3))ms")
+        }
+        let unit = self.mode == Mode.blast.rawValue ? "messages sent" : "round trips"
+        Output.line("perftest CPU:    \(fixed(self.cpuSecondsPer1000 * 1000, 2)) ms per 1,000 \(unit)")
+    }
+
+    func writeJSON(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path))
+    }
+}

@@ -1,0 +1,157 @@
+import Dispatch
+import Histogram
+import StrandsCLI
+import StrandsWS
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a finished run measured.
+struct RunResult: Sendable {
+    var options: RunOptions
+    var stats: RunStats
+    var histogram: Histogram<UInt64>
+    /// Seconds from the first connect to the deadline: the window rates are computed over.
+    var seconds: Double
+    var cpuSeconds: Double
+    var firstError: String?
+}
+
+/// Runs one load test on a loop group: connect (spread over the ramp-up), send until the deadline,
+/// drain replies for the grace period, report. Called from a non-loop thread; it blocks.
+enum Runner {
+    static func run(_ options: RunOptions, group: LoopGroup, live: Bool) -> RunResult {
+        let configuration: WebSocketConfiguration = {
+            var configuration = WebSocketConfiguration()
+            configuration.maxMessageSize = max(1 << 20, options.payload * 2 + 1024)
+            configuration.connectTimeout = .seconds(10)
+            return configuration
+        }()
+        let runs = group.loops.map { LoopRun(loop: $0, options: options) }
+        let cpuStart = Clock.processCPUSeconds()
+        let start = Clock.nanoseconds()
+        for (loopIndex, run) in runs.enumerated() {
+            let indices = Array(stride(from: loopIndex, to: options.clients, by: runs.count))
+            run.loop.execute { run.start(indices: indices, configuration: configuration) }
+        }
+
+        // Live line every 2 s until the deadline.
+        let deadline = start + UInt64(options.duration * 1e9)
+        var lastSent = 0, lastReceived = 0, lastTime = start
+        while true {
+            let now = Clock.nanoseconds()
+            if now >= deadline { break }
+            let next = min(deadline, now + 2_000_000_000)
+            Self.sleep(until: next)
+            guard live, Clock.nanoseconds() < deadline || next == deadline else { continue }
+            let t = Clock.nanoseconds()
+            let sent = runs.reduce(0) { $0 + $1.live.sent }
+            let received = runs.reduce(0) { $0 + $1.live.received }
+            let connected = runs.reduce(0) { $0 + $1.live.connected }
+            let errors = runs.reduce(0) { $0 + $1.live.errors }
+            let dt = Double(t - lastTime) / 1e9
+            Output.line(String(format2: "[%5.1fs] conns %d/%d  sent %d (%d/s)  recv %d (%d/s)  errors %d",
+                               Double(t - start) / 1e9, connected, options.clients, sent, Int(Double(sent - lastSent) / dt),
+                               received, Int(Double(received - lastReceived) / dt), errors))
+            (lastSent, lastReceived, lastTime) = (sent, received, t)
+        }
+        let seconds = Double(Clock.nanoseconds() - start) / 1e9
+
+        // Stop sending everywhere; wait for replies in flight, up to the grace period.
+        let drained = Locked(0)
+        let allDrained = DispatchSemaphore(value: 0)
+        for run in runs {
+            run.loop.execute {
+                run.stopSending {
+                    if drained.withLock({ $0 += 1; return $0 }) == runs.count { allDrained.signal() }
+                }
+            }
+        }
+        if options.mode != .blast {
+            _ = allDrained.wait(timeout: .now() + options.grace)
+        }
+
+        var stats = RunStats()
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        var firstError: String?
+        for run in runs {
+            guard let (loopStats, loopHistogram) = run.loop.runAndWait({ run.finish() }) else { continue }
+            stats = stats + loopStats
+            histogram.add(loopHistogram)
+            firstError = firstError ?? run.loop.runAndWait { run.firstError } ?? nil
+        }
+        return RunResult(options: options, stats: stats, histogram: histogram, seconds: seconds,
+                         cpuSeconds: Clock.processCPUSeconds() - cpuStart, firstError: firstError)
+    }
+
+    static func sleep(until deadline: UInt64) {
+        while true {
+            let now = Clock.nanoseconds()
+            if now >= deadline { return }
+            let wait = deadline - now
+            var request = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
+            var remaining = timespec()
+            if nanosleep(&request, &remaining) == 0 { return }
+        }
+    }
+}
+
+extension String {
+    /// A tiny printf for the report: `%d`, `%s`, `%.Nf`, `%N.Nf` and `%%`, without Foundation.
+    init(format2 format: String, _ arguments: any Sendable...) {
+        var out = ""
+        var args = arguments.makeIterator()
+        var chars = Array(format)
+        var i = 0
+        while i < chars.count {
+            let c = chars[i]
+            guard c == "%", i + 1 < chars.count else {
+                out.append(c)
+                i += 1
+                continue
+            }
+            var j = i + 1
+            var spec = ""
+            while j < chars.count, "0123456789.".contains(chars[j]) {
+                spec.append(chars[j])
+                j += 1
+            }
+            guard j < chars.count else { break }
+            let kind = chars[j]
+            i = j + 1
+            if kind == "%" {
+                out.append("%")
+                continue
+            }
+            let parts = spec.split(separator: ".", omittingEmptySubsequences: false)
+            let width = Int(parts.first ?? "") ?? 0
+            let precision = parts.count > 1 ? Int(parts[1]) ?? 6 : 6
+            var text: String
+            switch (kind, args.next()) {
+            case ("d", let value?): text = "\(value)"
+            case ("s", let value?): text = "\(value)"
+            case ("f", let value as Double): text = fixed(value, precision)
+            case ("f", let value as Int): text = fixed(Double(value), precision)
+            default: text = "?"
+            }
+            while text.count < width { text = " " + text }
+            out += text
+        }
+        chars = []
+        self = out
+    }
+}
+
+/// `value` with `digits` decimals, rounded.
+func fixed(_ value: Double, _ digits: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = (abs(value) * scale).rounded()
+    let whole = Int(scaled / scale)
+    var fraction = String(Int(scaled.truncatingRemainder(dividingBy: scale)))
+    while fraction.count < digits { fraction = "0" + fraction }
+    let sign = value < 0 && scaled != 0 ? "-" : ""
+    return digits == 0 ? "\(sign)\(whole)" : "\(sign)\(whole).\(fraction)"
+}

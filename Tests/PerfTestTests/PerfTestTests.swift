@@ -1,0 +1,65 @@
+import Foundation
+import StrandsTestSupport
+import Testing
+@testable import perftest
+
+@Suite("perftest")
+struct PerfTestTests {
+    func text(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    @Test("messages match the Go tool's JSON byte for byte")
+    func messageFormat() {
+        let builder = MessageBuilder(type: "ping", payload: 5)
+        defer { builder.free() }
+        #expect(self.text(builder.build(id: 0, microseconds: 1_732_780_800_123_456))
+            == #"{"type":"ping","id":0,"ts":1732780800.123456,"data":"xxxxx"}"#)
+        // Go's encoding/json writes a float64 in its shortest form: no trailing zeros, no ".0".
+        #expect(self.text(builder.build(id: 42, microseconds: 1_732_780_800_120_000))
+            == #"{"type":"ping","id":42,"ts":1732780800.12,"data":"xxxxx"}"#)
+        #expect(self.text(builder.build(id: 7, microseconds: 1_732_780_800_000_000))
+            == #"{"type":"ping","id":7,"ts":1732780800,"data":"xxxxx"}"#)
+        #expect(self.text(builder.build(id: 123_456_789_012, microseconds: 1_732_780_800_000_305))
+            == #"{"type":"ping","id":123456789012,"ts":1732780800.000305,"data":"xxxxx"}"#)
+        let echo = MessageBuilder(type: "echo", payload: 64)
+        defer { echo.free() }
+        let message = echo.build(id: 1, microseconds: 1_732_780_800_500_001)
+        #expect(message.count == #"{"type":"echo","id":1,"ts":1732780800.500001,"data":""}"#.utf8.count + 64)
+        #expect(MessageBuilder.parseID(message) == 1)
+    }
+
+    @Test("the reply's id is found, and text that is not ours gives none")
+    func parseID() {
+        for (text, id) in [(#"{"type":"echo","id":98765,"ts":1}"#, UInt64(98765)), (#"{"id":3}"#, 3)] {
+            #expect(Array(text.utf8).withUnsafeBytes { MessageBuilder.parseID($0) } == id)
+        }
+        for text in ["hello", #"{"type":"echo","id":"x"}"#, ""] {
+            #expect(Array(text.utf8).withUnsafeBytes { MessageBuilder.parseID($0) } == nil)
+        }
+    }
+
+    @Test("the in-flight ring keeps order across growth and wrap-around")
+    func inFlightRing() {
+        var ring = InFlight()
+        var expected: [UInt64] = []
+        for round in 0..<50 {
+            for i in 0..<(round % 7 + 1) {
+                let id = UInt64(round * 100 + i)
+                ring.push(id: id, at: id * 2)
+                expected.append(id)
+            }
+            for _ in 0..<(round % 5) where !expected.isEmpty {
+                #expect(ring.first?.id == expected.removeFirst())
+                ring.removeFirst()
+            }
+            #expect(ring.count == expected.count)
+        }
+    }
+
+    @Test("the report's printf covers what the live line uses")
+    func format() {
+        #expect(String(format2: "[%5.1fs] %d/%d %s %%", 2.04, 3, 10, "ok") == "[  2.0s] 3/10 ok %")
+        #expect(fixed(0.005, 2) == "0.01")
+        #expect(fixed(-1.25, 1) == "-1.3")
+        #expect(1_234_567.formatted() == "1,234,567")
+    }
+}
