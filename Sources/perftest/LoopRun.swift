@@ -52,6 +52,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
 
     @inline(__always) func record(latency: UInt64, late: Bool) {
         _ = self.histogram.record(latency)
+        self.stats.latencySumNanoseconds &+= Int(truncatingIfNeeded: latency)
         if late { self.stats.late += 1 }
         if !self.sending { self.stats.answeredInGrace += 1 }
     }
@@ -171,6 +172,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             stats.lost += client.inFlight.count
         }
         stats.lost += stats.skipped
+        // The sockets keep their clients until they close; dropping ours breaks the client-run cycle.
+        self.clients = []
         return (stats, self.histogram)
     }
 }

@@ -3,7 +3,8 @@ import StrandsWS
 /// One load-generating connection: a state machine driven by its loop's events. It is its own
 /// WebSocket handler, so its state needs no lookup per message. Loop-confined.
 final class PerfClient: WebSocketHandler, @unchecked Sendable {  // Safe: used only on its loop.
-    unowned let run: LoopRun
+    /// Strong: a client's close callback may come after its run has handed in its figures.
+    let run: LoopRun
     var socket: WebSocket?
     var inFlight = InFlight()
     var nextID: UInt64 = 0

@@ -47,7 +47,9 @@ struct LoadOptions: ParsableArguments {
     @Option(name: [.customLong("json", withSingleDash: true), .long], help: "Also write the result as JSON to this file.")
     var json: String?
 
-    func validate() throws {
+    /// Checked by the commands' own `validate`: a failure inside an option group's `validate` makes the
+    /// parser retry `-host` as the short flags `-h -o -s -t` and print help instead of the error.
+    func check() throws {
         let host = self.target
         guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]),
               (1...65535).contains(port), colon != host.startIndex
@@ -94,6 +96,7 @@ struct RunCommand: ParsableCommand {
     var mode = Mode.echo
 
     func validate() throws {
+        try self.load.check()
         guard (1...1_000_000).contains(self.clients) else { throw ValidationError("-clients \(self.clients): expected 1...1000000") }
         guard self.duration > 0 && self.duration <= 86400 else { throw ValidationError("-duration \(self.duration): expected (0, 86400] s") }
     }
@@ -127,6 +130,7 @@ struct SuiteCommand: ParsableCommand {
     var markdown: String?
 
     func validate() throws {
+        try self.load.check()
         guard self.scale > 0 && self.scale <= 100 else { throw ValidationError("-scale \(self.scale): expected (0, 100]") }
         guard (0...1023).contains(self.serverCPU) else { throw ValidationError("-server-cpu \(self.serverCPU): expected 0...1023") }
     }

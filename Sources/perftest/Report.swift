@@ -43,7 +43,8 @@ struct Report: Codable, Sendable {
             self.latency = Latency(
                 samples: h.totalCount, p50Ms: ms(h.valueAtPercentile(50)), p90Ms: ms(h.valueAtPercentile(90)),
                 p95Ms: ms(h.valueAtPercentile(95)), p99Ms: ms(h.valueAtPercentile(99)),
-                p999Ms: ms(h.valueAtPercentile(99.9)), maxMs: ms(h.max), meanMs: h.mean / 1e6)
+                p999Ms: ms(h.valueAtPercentile(99.9)), maxMs: ms(h.max),
+                meanMs: Double(s.latencySumNanoseconds) / Double(h.totalCount) / 1e6)
         }
         let units = max(result.options.mode == .blast ? s.sent : s.received, 1)
         self.cpuSecondsPer1000 = result.cpuSeconds / Double(units) * 1000

@@ -20,6 +20,9 @@ struct RunStats: Sendable, Codable {
     var answeredInGrace = 0
     /// Sent and never answered, after the grace period (skipped included).
     var lost = 0
+    /// Sum of recorded latencies, for the mean (the histogram's own mean walks it with an iterator that
+    /// hdrhistogram-swift 0.2.0 can crash in).
+    var latencySumNanoseconds = 0
     // Errors by cause.
     var refused = 0
     var connectFailed = 0
@@ -42,6 +45,7 @@ struct RunStats: Sendable, Codable {
         c.inFlightAtDeadline += b.inFlightAtDeadline
         c.answeredInGrace += b.answeredInGrace
         c.lost += b.lost
+        c.latencySumNanoseconds += b.latencySumNanoseconds
         c.refused += b.refused
         c.connectFailed += b.connectFailed
         c.handshakeFailed += b.handshakeFailed

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+/// Runs the built perftest against the built echoserver, as a user would.
+@Suite("perftest binary", .serialized, .timeLimit(.minutes(3)))
+struct PerfTestBinaryTests {
+    struct Result: Decodable {
+        struct Stats: Decodable {
+            var requested, connected, sent, received, lost, timeouts, refused, closedByServer: Int
+            var inFlightAtDeadline, answeredInGrace: Int
+        }
+        struct Latency: Decodable { var samples: Int; var p50Ms, p99Ms, maxMs: Double }
+        var mode: String
+        var stats: Stats
+        var latency: Latency?
+        var lossPercent: Double
+    }
+
+    func runPerfTest(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String, result: Result?) {
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("perftest-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: json) }
+        let (status, output, errors) = try run("perftest", arguments + ["-json", json.path])
+        let result = (try? Data(contentsOf: json)).flatMap { try? JSONDecoder().decode(Result.self, from: $0) }
+        return (status, output, errors, result)
+    }
+
+    @Test("pingpong and echo: every message answered, nothing lost, latency recorded", arguments: ["pingpong", "echo"])
+    func noLoss(mode: String) throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { server.stop() }
+        let (status, output, _, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(server.port)", "-clients", "20", "-duration", "1", "-mode", mode])
+        #expect(status == 0)
+        let r = try #require(result)
+        #expect(r.mode == mode)
+        #expect(r.stats.connected == 20)
+        #expect(r.stats.sent > 1000)
+        #expect(r.stats.received == r.stats.sent)
+        #expect(r.stats.lost == 0)
+        #expect(r.lossPercent == 0)
+        #expect(r.stats.answeredInGrace == r.stats.inFlightAtDeadline)
+        #expect(r.latency.map { $0.samples == r.stats.received && $0.p50Ms > 0 && $0.p99Ms >= $0.p50Ms } == true)
+        #expect(output.contains("=== Results ==="))
+        #expect(output.contains("Lost:            0 (0.00%)"))
+    }
+
+    @Test("blast sends without waiting and says so")
+    func blast() throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { server.stop() }
+        let (status, output, _, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(server.port)", "-clients", "5", "-duration", "0.5", "-mode", "blast"])
+        #expect(status == 0)
+        #expect((result?.stats.sent ?? 0) > 1000)
+        #expect(output.contains("not awaited"))
+    }
+
+    @Test("a server that is not there: every client counted as refused, the cause printed, exit 1")
+    func refused() throws {
+        let (status, output, _, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:1", "-clients", "3", "-duration", "0.2", "-mode", "pingpong"])
+        #expect(status == 1)
+        #expect(result?.stats.refused == 3)
+        #expect(output.contains("First error:     connect to 127.0.0.1:1: ECONNREFUSED (connection refused)"))
+    }
+
+    @Test("bad flags and values exit 2", arguments: [
+        ["-mode", "flood"], ["-clients", "0"], ["-host", "nocolon"], ["-duration", "-1"], ["-payload", "x"], ["--nope"],
+    ])
+    func badFlags(arguments: [String]) throws {
+        let (status, output, errors) = try run("perftest", arguments)
+        #expect(status == 2)
+        #expect(output.isEmpty)
+        #expect(errors.hasPrefix("perftest: "))
+    }
+
+    @Test("the suite starts its own echoserver and prints the five rows, all connected, none lost")
+    func suite() throws {
+        let (status, output, errors) = try run("perftest", ["suite", "-scale", "0.03"])
+        #expect(status == 0, "\(errors)")
+        let rows = output.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| Test") }
+        #expect(rows.count == 5)
+        for name in ["Baseline", "Scale Up", "Stress", "Async", "Blast"] {
+            #expect(rows.contains { $0.hasPrefix("| \(name) |") }, "\(name) missing")
+        }
+        // Every row connected all its clients (no "n/m" in the clients column), with no loss and no error.
+        #expect(rows.first { $0.hasPrefix("| Stress |") }?.contains("| 5,000 |") == true)
+        for row in rows where !row.hasPrefix("| Blast") {
+            #expect(row.contains("| 0.00% | 0 |"), "\(row)")
+        }
+    }
+}
