@@ -20,32 +20,31 @@ final class PerfClient: WebSocketHandler, @unchecked Sendable {  // Safe: used o
 
     // MARK: Sending
 
-    /// Sends what the mode allows now.
-    func pump() {
+    /// Sends what the mode allows now; `now` is a monotonic reading taken just before, if one is at hand.
+    func pump(now: UInt64 = Clock.nanoseconds()) {
         guard self.sending, let socket = self.socket, socket.isOpen else { return }
         switch self.run.options.mode {
         case .pingpong:
-            if self.inFlight.isEmpty { self.sendOne(socket) }
+            if self.inFlight.isEmpty { self.sendOne(socket, now: now) }
         case .echo:
             while self.inFlight.count < self.run.options.window && socket.pendingWriteBytes < 64 * 1024 {
-                self.sendOne(socket)
+                self.sendOne(socket, now: now)
             }
         case .blast:
             // A burst, then the loop gets back to other connections; the loop's blast tick resumes us.
             var burst = 0
             while burst < 64 && socket.pendingWriteBytes < 64 * 1024 {
-                self.sendOne(socket)
+                self.sendOne(socket, now: now)
                 burst += 1
             }
         }
     }
 
     @inline(__always)
-    private func sendOne(_ socket: WebSocket) {
+    private func sendOne(_ socket: WebSocket, now: UInt64) {
         let id = self.nextID
         self.nextID &+= 1
-        let now = Clock.nanoseconds()
-        let message = self.run.builder.build(id: id, microseconds: Clock.unixMicroseconds())
+        let message = self.run.builder.build(id: id, microseconds: Clock.unixMicroseconds(atMonotonic: now))
         guard socket.send(.text, message) else { return }
         if self.run.options.mode != .blast { self.inFlight.push(id: id, at: now) }
         self.run.countSent()
@@ -77,7 +76,7 @@ final class PerfClient: WebSocketHandler, @unchecked Sendable {  // Safe: used o
             break
         }
         if self.sending {
-            self.pump()
+            self.pump(now: now)
         } else if self.inFlight.isEmpty {
             run.clientDrained(self)
         }
@@ -101,7 +100,7 @@ final class PerfClient: WebSocketHandler, @unchecked Sendable {  // Safe: used o
         if self.run.options.mode == .pingpong, self.sending, let socket = self.socket, socket.isOpen {
             let id = self.nextID
             self.nextID &+= 1
-            let message = self.run.builder.build(id: id, microseconds: Clock.unixMicroseconds())
+            let message = self.run.builder.build(id: id, microseconds: Clock.unixMicroseconds(atMonotonic: now))
             if socket.send(.text, message) {
                 self.inFlight.push(id: id, at: now)
                 self.run.countSent()

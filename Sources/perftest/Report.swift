@@ -46,8 +46,13 @@ struct Report: Codable, Sendable {
                 p999Ms: ms(h.valueAtPercentile(99.9)), maxMs: ms(h.max),
                 meanMs: Double(s.latencySumNanoseconds) / Double(h.totalCount) / 1e6)
         }
-        let units = max(result.options.mode == .blast ? s.sent : s.received, 1)
-        self.cpuSecondsPer1000 = result.cpuSeconds / Double(units) * 1000
+        // Steady state when there was one to measure; the whole run otherwise.
+        if result.steadyMessages > 0 {
+            self.cpuSecondsPer1000 = result.steadyCPUSeconds / Double(result.steadyMessages) * 1000
+        } else {
+            let units = max(result.options.mode == .blast ? s.sent : s.received, 1)
+            self.cpuSecondsPer1000 = result.cpuSeconds / Double(units) * 1000
+        }
         self.firstError = result.firstError
     }
 

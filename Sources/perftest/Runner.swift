@@ -15,6 +15,10 @@ struct RunResult: Sendable {
     /// Seconds from the first connect to the deadline: the window rates are computed over.
     var seconds: Double
     var cpuSeconds: Double
+    /// CPU seconds and round trips (messages sent, in blast mode) from the moment every client was
+    /// connected to the deadline: the steady state, without connection set-up and the grace period.
+    var steadyCPUSeconds: Double
+    var steadyMessages: Int
     var firstError: String?
 }
 
@@ -36,12 +40,23 @@ enum Runner {
             run.loop.execute { run.start(indices: indices, configuration: configuration) }
         }
 
-        // Live line every 2 s until the deadline.
+        // Live line every 2 s until the deadline; meanwhile note when every client is connected.
         let deadline = start + UInt64(options.duration * 1e9)
         var lastSent = 0, lastReceived = 0, lastTime = start
+        let counted = { runs.reduce(0) { $0 + (options.mode == .blast ? $1.live.sent : $1.live.received) } }
+        var steadyStart: (cpu: Double, messages: Int)?
         while true {
             let now = Clock.nanoseconds()
             if now >= deadline { break }
+            if steadyStart == nil {
+                let connected = runs.reduce(0) { $0 + $1.live.connected + $1.live.errors }
+                if connected >= options.clients {
+                    steadyStart = (Clock.processCPUSeconds(), counted())
+                } else {
+                    Self.sleep(until: min(deadline, now + 5_000_000))
+                    continue
+                }
+            }
             let next = min(deadline, now + 2_000_000_000)
             Self.sleep(until: next)
             guard live, Clock.nanoseconds() < deadline || next == deadline else { continue }
@@ -57,6 +72,7 @@ enum Runner {
             (lastSent, lastReceived, lastTime) = (sent, received, t)
         }
         let seconds = Double(Clock.nanoseconds() - start) / 1e9
+        let steadyEnd = (cpu: Clock.processCPUSeconds(), messages: counted())
 
         // Stop sending everywhere; wait for replies in flight, up to the grace period.
         let drained = Locked(0)
@@ -82,7 +98,10 @@ enum Runner {
             firstError = firstError ?? run.loop.runAndWait { run.firstError } ?? nil
         }
         return RunResult(options: options, stats: stats, histogram: histogram, seconds: seconds,
-                         cpuSeconds: Clock.processCPUSeconds() - cpuStart, firstError: firstError)
+                         cpuSeconds: Clock.processCPUSeconds() - cpuStart,
+                         steadyCPUSeconds: steadyStart.map { steadyEnd.cpu - $0.cpu } ?? 0,
+                         steadyMessages: steadyStart.map { steadyEnd.messages - $0.messages } ?? 0,
+                         firstError: firstError)
     }
 
     static func sleep(until deadline: UInt64) {
