@@ -51,6 +51,23 @@ extension WebSocket {
         }
     }
 
+    /// Runs `body` and sends every frame it produces in one write (one system call for a burst).
+    ///
+    /// While a connection handles a read its replies are corked this way already; use it to send a burst
+    /// from anywhere else (a timer, a drain callback). Inside another connection's read handler the
+    /// frames go out one by one instead, since the loop's one cork belongs to that read.
+    public func withCork(_ body: () -> Void) {
+        let shared = self.shared
+        guard shared.corkOwner == nil else {
+            body()
+            return
+        }
+        shared.corkOwner = self
+        body()
+        shared.corkOwner = nil
+        self.flushCorkNow()
+    }
+
     /// A `Sendable` handle for sending from any thread; each call hops to the connection's loop.
     public var sender: WebSocketSender { WebSocketSender(socket: self) }
 

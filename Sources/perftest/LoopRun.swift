@@ -84,10 +84,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         self.sweep = self.loop.scheduleTimer(after: .milliseconds(20), repeating: .milliseconds(20)) { [unowned self] in
             let now = Clock.nanoseconds()
             for client in self.clients { client.checkTimeout(now: now, timeout: timeout) }
-            if self.options.mode == .blast && self.sending {
-                for client in self.clients { client.pump() }
-            }
         }
+        if self.options.mode == .blast { self.blastRound() }
     }
 
     private func connect(_ index: Int, configuration: WebSocketConfiguration) {
@@ -119,6 +117,15 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
 
     /// The first connection error, to show the user what went wrong.
     var firstError: String?
+
+    /// Blast: a burst from every client, then the loop handles I/O and comes back here through its own
+    /// task queue (one task per round over all clients, not per message), until sending stops.
+    private func blastRound() {
+        guard self.sending else { return }
+        let now = Clock.nanoseconds()
+        for client in self.clients { client.pump(now: now) }
+        self.loop.execute { [self] in self.blastRound() }
+    }
 
     /// Stops sending; `drained` runs once every client's messages are answered (maybe at once).
     func stopSending(drained: @escaping () -> Void) {

@@ -27,15 +27,16 @@ final class PerfClient: WebSocketHandler, @unchecked Sendable {  // Safe: used o
         case .pingpong:
             if self.inFlight.isEmpty { self.sendOne(socket, now: now) }
         case .echo:
-            while self.inFlight.count < self.run.options.window && socket.pendingWriteBytes < 64 * 1024 {
-                self.sendOne(socket, now: now)
+            socket.withCork {
+                while self.inFlight.count < self.run.options.window && socket.pendingWriteBytes < 64 * 1024 {
+                    self.sendOne(socket, now: now)
+                }
             }
         case .blast:
-            // A burst, then the loop gets back to other connections; the loop's blast tick resumes us.
-            var burst = 0
-            while burst < 64 && socket.pendingWriteBytes < 64 * 1024 {
-                self.sendOne(socket, now: now)
-                burst += 1
+            // A burst in one write, then the loop gets back to other connections; the next round resumes us.
+            guard socket.pendingWriteBytes < 64 * 1024 else { return }
+            socket.withCork {
+                for _ in 0..<64 { self.sendOne(socket, now: now) }
             }
         }
     }
