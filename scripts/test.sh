@@ -6,6 +6,8 @@ bash scripts/setup.sh
 swift build --build-tests
 swift test --skip-build
 # Conformance: the Autobahn TestSuite against StrandsWS as server and client (needs PyPI for kosoku).
+# Interop: perftest against a Python `websockets` echo server must lose nothing.
 if [ "${SKIP_CONFORMANCE:-0}" != 1 ]; then
     bash scripts/autobahn.sh
+    bash scripts/interop.sh
 fi
