@@ -48,7 +48,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // Drives StrandsWS through the Autobahn TestSuite (kosoku) as server and as client.
-        .executableTarget(name: "strands-autobahn", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
+        .executableTarget(name: "strands-autobahn", dependencies: ["StrandsCLI"], swiftSettings: strictSettings),
         .testTarget(name: "StrandsLoopTests", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
         // Helpers the test targets share: event queues, a recording handler, a loopback client.
         .target(name: "StrandsTestSupport", dependencies: ["StrandsWS"], path: "Tests/StrandsTestSupport",

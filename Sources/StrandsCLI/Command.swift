@@ -12,14 +12,7 @@ extension ParsableCommand {
         do {
             return try Self.parse(arguments)
         } catch {
-            let code = Self.exitCode(for: error)
-            if code == .success {
-                Output.line(Self.fullMessage(for: error))
-                Glibc.exit(0)
-            }
-            Output.error("\(Self._commandName): \(Self.message(for: error))")
-            Output.error("Run '\(Self._commandName) --help' for usage.")
-            Glibc.exit(2)
+            Self.exitLikeGo(for: error)
         }
     }
 
@@ -28,15 +21,18 @@ extension ParsableCommand {
         do {
             return try Self.parseAsRoot(arguments)
         } catch {
-            let code = Self.exitCode(for: error)
-            if code == .success {
-                Output.line(Self.fullMessage(for: error))
-                Glibc.exit(0)
-            }
-            Output.error("\(Self._commandName): \(Self.message(for: error))")
-            Output.error("Run '\(Self._commandName) --help' for usage.")
-            Glibc.exit(2)
+            Self.exitLikeGo(for: error)
         }
+    }
+
+    private static func exitLikeGo(for error: any Error) -> Never {
+        if Self.exitCode(for: error) == .success {
+            Output.line(Self.fullMessage(for: error))
+            Glibc.exit(0)
+        }
+        Output.error("\(Self._commandName): \(Self.message(for: error))")
+        Output.error("Run '\(Self._commandName) --help' for usage.")
+        Glibc.exit(2)
     }
 
     static var _commandName: String { Self.configuration.commandName ?? String(describing: Self.self) }

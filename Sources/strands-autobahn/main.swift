@@ -5,21 +5,16 @@
 //   strands-autobahn client [--url ws://127.0.0.1:9001] [--agent Strands]
 //       The Autobahn client protocol against `kosoku -m fuzzingserver`: /getCaseCount, then /runCase for
 //       each case (echoing every message), then /updateReports.
+import StrandsCLI
 import StrandsWS
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-func printError(_ message: String) {
-    let line = "strands-autobahn: \(message)\n"
-    _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
-}
+func printError(_ message: String) { Output.error("strands-autobahn: \(message)") }
 
-func fail(_ message: String) -> Never {
-    printError(message)
-    exit(2)
-}
+func fail(_ message: String) -> Never { die("strands-autobahn", message, status: 2) }
 
 /// Echoes every message with its own opcode. Stateless.
 final class Echo: WebSocketHandler {
@@ -53,8 +48,7 @@ case "server":
         let group = try LoopGroup()
         let server = WebSocketServer(group: group, configuration: configuration, handler: Echo())
         let listener = try server.listen(host: host, port: port)
-        print("listening on \(listener.address)")
-        fflush(nil)
+        Output.line("listening on \(listener.address)")
         while true { pause() }
     } catch {
         fail("\(error)")

@@ -1,4 +1,4 @@
-import StrandsLoop
+@testable import StrandsLoop
 import Synchronization
 import Testing
 
@@ -110,13 +110,13 @@ struct TCPEchoTests {
             var pauses: Int
         }
         let serverStats = Locked<Stats?>(nil)
-        let serverClosed = Latch()
+        let serverClosed = Latch<Bool>()
         let server = try group.loops[0].listen(host: "127.0.0.1", port: 0) { stream in
             stream.highWaterMark = highWater
             stream.lowWaterMark = lowWater
             stream.delegate = BoundedEcho { maxPending, pauses in
                 serverStats.withLock { $0 = Stats(maxPending: maxPending, pauses: pauses) }
-                serverClosed.open()
+                serverClosed.set(true)
             }
             stream.startReading()
         }
@@ -188,7 +188,7 @@ struct TCPEchoTests {
             }
         }
         #expect(failure == nil)
-        serverClosed.wait()
+        _ = serverClosed.wait()
         let stats = try #require(serverStats.withLock { $0 })
         #expect(stats.pauses >= 1, "backpressure never engaged")
         // Reading stops once pending passes the high-water mark, so one read (64 KiB) more is the most.
@@ -275,34 +275,6 @@ struct TCPEchoTests {
             }
             #expect(result == nil)
         }
-    }
-}
-
-/// A one-shot gate a test thread waits on while a loop thread opens it (mutex + condition variable).
-final class Latch: @unchecked Sendable {  // Safe: `opened` is guarded by `mutex`.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var opened = false
-    init() {
-        pthread_mutex_init(self.mutex, nil)
-        pthread_cond_init(self.condition, nil)
-    }
-    deinit {
-        pthread_cond_destroy(self.condition)
-        pthread_mutex_destroy(self.mutex)
-        self.condition.deallocate()
-        self.mutex.deallocate()
-    }
-    func open() {
-        pthread_mutex_lock(self.mutex)
-        self.opened = true
-        pthread_cond_broadcast(self.condition)
-        pthread_mutex_unlock(self.mutex)
-    }
-    func wait() {
-        pthread_mutex_lock(self.mutex)
-        while !self.opened { pthread_cond_wait(self.condition, self.mutex) }
-        pthread_mutex_unlock(self.mutex)
     }
 }
 
