@@ -34,7 +34,7 @@ final class WebSocketLoopContext {
     // MARK: Deadlines
 
     /// Connections with a deadline: in the handshake, or closing. Usually few; swept every tick.
-    private var timed: [WebSocket] = []
+    private var timed = SocketList(slot: \.timedIndex)
     private var sweepTimer: LoopTimer?
     /// Sweep granularity. Deadlines are coarse by design: one timer per loop, not one per connection.
     static let tick: Duration = .milliseconds(50)
@@ -59,10 +59,7 @@ final class WebSocketLoopContext {
     /// Gives `socket` a deadline `after` from now, replacing any it had.
     func setDeadline(_ socket: WebSocket, after: Duration) {
         socket.deadline = self.loop.now + after.wholeMilliseconds
-        if socket.timedIndex < 0 {
-            socket.timedIndex = self.timed.count
-            self.timed.append(socket)
-        }
+        self.timed.insert(socket)
         if self.sweepTimer == nil {
             self.sweepTimer = self.loop.scheduleTimer(after: Self.tick, repeating: Self.tick) { [unowned self] in
                 self.sweep()
@@ -71,14 +68,7 @@ final class WebSocketLoopContext {
     }
 
     func clearDeadline(_ socket: WebSocket) {
-        let index = socket.timedIndex
-        guard index >= 0 else { return }
-        let last = self.timed.removeLast()
-        if index < self.timed.count {
-            self.timed[index] = last
-            last.timedIndex = index
-        }
-        socket.timedIndex = -1
+        guard self.timed.remove(socket) else { return }
         socket.deadline = 0
         if self.timed.isEmpty {
             self.sweepTimer?.cancel()
@@ -89,7 +79,7 @@ final class WebSocketLoopContext {
     private func sweep() {
         let now = self.loop.now
         var expired: [WebSocket] = []
-        for socket in self.timed where socket.deadline <= now { expired.append(socket) }
+        for socket in self.timed.sockets where socket.deadline <= now { expired.append(socket) }
         for socket in expired {
             self.clearDeadline(socket)
             socket.deadlinePassed()
@@ -153,27 +143,20 @@ public final class WebSocketCounters: Sendable {
 /// Loop-confined.
 final class ConnectionRegistry {
     let counters = WebSocketCounters()
-    private(set) var sockets: [WebSocket] = []
+    private var open = SocketList(slot: \.registryIndex)
+    var sockets: [WebSocket] { self.open.sockets }
     /// Runs once when the last registered connection closes (graceful shutdown waits on it).
     var whenEmpty: (() -> Void)?
 
     func add(_ socket: WebSocket) {
-        socket.registryIndex = self.sockets.count
-        self.sockets.append(socket)
+        self.open.insert(socket)
         self.counters.countOpened()
     }
 
     func remove(_ socket: WebSocket) {
-        let index = socket.registryIndex
-        guard index >= 0 else { return }
-        let last = self.sockets.removeLast()
-        if index < self.sockets.count {
-            self.sockets[index] = last
-            last.registryIndex = index
-        }
-        socket.registryIndex = -1
+        guard self.open.remove(socket) else { return }
         self.counters.countClosed()
-        if self.sockets.isEmpty, let whenEmpty = self.whenEmpty {
+        if self.open.isEmpty, let whenEmpty = self.whenEmpty {
             self.whenEmpty = nil
             whenEmpty()
         }
