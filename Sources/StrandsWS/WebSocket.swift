@@ -50,6 +50,9 @@ public final class WebSocket: TCPStreamDelegate {
 
     /// The application's per-connection state; Strands never touches it.
     public var context: AnyObject?
+    /// Eight bytes of application state kept inline in the connection: an index into the application's
+    /// own table of per-connection records, say, which spares an object (and a cache miss) per message.
+    public var userData: UInt64 = 0
     /// The subprotocol agreed in the handshake, if any.
     public internal(set) var subprotocol: String?
 

@@ -1,48 +1,73 @@
-/// Messages sent and not yet answered on one connection, oldest first: a ring of (id, send time).
-/// Echoes come back in order on one TCP connection, so the head is the one the next reply answers.
-/// Grows by doubling and never shrinks during a run: no allocation per message in steady state.
+/// Messages sent and not yet answered on one connection, oldest first. Echoes come back in order on one
+/// TCP connection, so the head is the one the next reply answers.
+///
+/// The oldest entry is kept inline: in pingpong it is the only one, and a reply then touches no memory
+/// beyond the client object (with thousands of connections, every extra cache line per message shows).
+/// Later entries go to a ring that grows by doubling and never shrinks during a run.
 struct InFlight {
-    private var ids: [UInt64] = []
-    private var times: [UInt64] = []
-    private var head = 0
+    private var headID: UInt64 = 0
+    private var headTime: UInt64 = 0
+    private var rest = Ring()
     private(set) var count = 0
 
     var isEmpty: Bool { self.count == 0 }
 
+    @inline(__always)
     mutating func push(id: UInt64, at time: UInt64) {
-        if self.count == self.ids.count { self.grow() }
-        let slot = (self.head + self.count) % self.ids.count
-        self.ids[slot] = id
-        self.times[slot] = time
+        if self.count == 0 {
+            (self.headID, self.headTime) = (id, time)
+        } else {
+            self.rest.push(id, time)
+        }
         self.count += 1
     }
 
     /// The oldest entry.
-    var first: (id: UInt64, time: UInt64)? {
-        self.count == 0 ? nil : (self.ids[self.head], self.times[self.head])
-    }
+    @inline(__always)
+    var first: (id: UInt64, time: UInt64)? { self.count == 0 ? nil : (self.headID, self.headTime) }
 
+    @inline(__always)
     mutating func removeFirst() {
         precondition(self.count > 0)
-        self.head = (self.head + 1) % self.ids.count
         self.count -= 1
+        if self.count > 0 { (self.headID, self.headTime) = self.rest.popFirst() }
     }
 
     mutating func removeAll() {
-        self.head = 0
+        self.rest.removeAll()
         self.count = 0
     }
 
-    private mutating func grow() {
-        let capacity = max(8, self.ids.count * 2)
-        var ids = [UInt64](repeating: 0, count: capacity)
-        var times = [UInt64](repeating: 0, count: capacity)
-        for i in 0..<self.count {
-            ids[i] = self.ids[(self.head + i) % self.ids.count]
-            times[i] = self.times[(self.head + i) % self.times.count]
+    /// A FIFO of (id, time) pairs in one array.
+    private struct Ring {
+        private var slots: [(UInt64, UInt64)] = []
+        private var head = 0
+        private var count = 0
+
+        mutating func push(_ id: UInt64, _ time: UInt64) {
+            if self.count == self.slots.count { self.grow() }
+            self.slots[(self.head + self.count) % self.slots.count] = (id, time)
+            self.count += 1
         }
-        self.ids = ids
-        self.times = times
-        self.head = 0
+
+        mutating func popFirst() -> (UInt64, UInt64) {
+            let value = self.slots[self.head]
+            self.head = (self.head + 1) % self.slots.count
+            self.count -= 1
+            return value
+        }
+
+        mutating func removeAll() {
+            self.head = 0
+            self.count = 0
+        }
+
+        private mutating func grow() {
+            let capacity = max(8, self.slots.count * 2)
+            var slots = [(UInt64, UInt64)](repeating: (0, 0), count: capacity)
+            for i in 0..<self.count { slots[i] = self.slots[(self.head + i) % self.slots.count] }
+            self.slots = slots
+            self.head = 0
+        }
     }
 }

@@ -23,7 +23,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     let live = LiveCounters()
     var stats = RunStats()
     var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-    var clients: [PerfClient] = []
+    /// Every client of this loop, connected or not; a socket's `userData` is its index here.
+    var clients: [ClientState] = []
     var sending = true
     var sweep: LoopTimer?
     var ramp: LoopTimer?
@@ -81,9 +82,12 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             }
         }
         let timeout = UInt64(self.options.timeout * 1e9)
-        self.sweep = self.loop.scheduleTimer(after: .milliseconds(20), repeating: .milliseconds(20)) { [unowned self] in
+        // Reply timeouts need no more precision than a tenth of themselves; walking thousands of clients
+        // touches their memory, so the sweep is as rare as that allows (10 to 250 ms).
+        let tick = Duration.milliseconds(Int64(min(max(self.options.timeout * 100, 10), 250)))
+        self.sweep = self.loop.scheduleTimer(after: tick, repeating: tick) { [unowned self] in
             let now = Clock.nanoseconds()
-            for client in self.clients { client.checkTimeout(now: now, timeout: timeout) }
+            for slot in self.clients.indices { self.checkTimeout(slot, now: now, timeout: timeout) }
         }
         if self.options.mode == .blast { self.blastRound() }
     }
@@ -91,16 +95,18 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     private func connect(_ index: Int, configuration: WebSocketConfiguration) {
         guard self.sending else { return }
         // IDs are unique across the run: each client counts from its own block.
-        let client = PerfClient(run: self, firstID: UInt64(index) << 32)
-        WebSocketClient.connect(to: self.options.url, on: self.loop, configuration: configuration, handler: client) { result in
+        let slot = self.clients.count
+        self.clients.append(ClientState(firstID: UInt64(index) << 32))
+        WebSocketClient.connect(to: self.options.url, on: self.loop, configuration: configuration, handler: self) { result in
             switch result {
             case .success(let socket):
-                client.socket = socket
-                self.clients.append(client)
+                socket.userData = UInt64(slot)
+                self.clients[slot].socket = socket
                 self.stats.connected += 1
                 self.live.set(connected: self.stats.connected)
-                if self.sending { client.pump() } else { client.sending = false }
+                if self.sending { self.pump(slot) } else { self.clients[slot].sending = false }
             case .failure(let error):
+                self.clients[slot].sending = false
                 switch error.kind {
                 case .connectFailed where error.transportError == .connectionRefused: self.stats.refused += 1
                 case .connectFailed, .invalidURL: self.stats.connectFailed += 1
@@ -108,9 +114,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
                 case .timedOut: self.stats.connectTimedOut += 1
                 }
                 self.live.set(errors: self.stats.errors)
-                if self.stats.errors == 1 || self.stats.errors == self.stats.requested {
-                    self.firstError = self.firstError ?? error.description
-                }
+                self.firstError = self.firstError ?? error.description
             }
         }
     }
@@ -123,7 +127,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     private func blastRound() {
         guard self.sending else { return }
         let now = Clock.nanoseconds()
-        for client in self.clients { client.pump(now: now) }
+        for slot in self.clients.indices { self.pump(slot, now: now) }
         self.loop.execute { [self] in self.blastRound() }
     }
 
@@ -134,15 +138,15 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         self.ramp = nil
         self.drained = drained
         self.undrained = 0
-        for client in self.clients {
-            client.sending = false
-            self.stats.inFlightAtDeadline += client.inFlight.count
-            if !client.inFlight.isEmpty { self.undrained += 1 }
+        for slot in self.clients.indices {
+            self.clients[slot].sending = false
+            self.stats.inFlightAtDeadline += self.clients[slot].inFlight.count
+            if !self.clients[slot].inFlight.isEmpty { self.undrained += 1 }
         }
         if self.undrained == 0 { self.finishDrain() }
     }
 
-    func clientDrained(_ client: PerfClient) {
+    func clientDrained(_ slot: Int) {
         guard self.drained != nil, self.undrained > 0 else { return }
         self.undrained -= 1
         if self.undrained == 0 { self.finishDrain() }
@@ -154,33 +158,29 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         drained?()
     }
 
-    func clientClosed(_ client: PerfClient, code: CloseCode, byUs: Bool) {
-        if !byUs {
+    func clientClosed(_ slot: Int) {
+        if !self.clients[slot].closedByUs {
             self.stats.closedByServer += 1
             self.live.set(errors: self.stats.errors)
-            if client.sending == false && !client.inFlight.isEmpty { self.clientDrained(client) }
+            if !self.clients[slot].sending && !self.clients[slot].inFlight.isEmpty { self.clientDrained(slot) }
         }
-        self.stats.lost += client.inFlight.count
-        client.inFlight.removeAll()
-        client.socket = nil
+        self.stats.lost += self.clients[slot].inFlight.count
+        self.clients[slot].inFlight.removeAll()
+        self.clients[slot].socket = nil
     }
 
     /// Ends the run on this loop: what is still in flight is lost; connections close normally.
     func finish() -> (RunStats, Histogram<UInt64>) {
         self.sweep?.cancel()
         self.sweep = nil
-        for client in self.clients {
-            client.sending = false
-            client.closedByUs = true
-            client.socket?.close(code: .normalClosure)
-        }
         var stats = self.stats
-        for client in self.clients where client.socket != nil {
-            stats.lost += client.inFlight.count
+        for slot in self.clients.indices {
+            self.clients[slot].sending = false
+            self.clients[slot].closedByUs = true
+            if self.clients[slot].socket != nil { stats.lost += self.clients[slot].inFlight.count }
         }
         stats.lost += stats.skipped
-        // The sockets keep their clients until they close; dropping ours breaks the client-run cycle.
-        self.clients = []
+        for client in self.clients { client.socket?.close(code: .normalClosure) }
         return (stats, self.histogram)
     }
 }

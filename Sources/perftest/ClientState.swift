@@ -1,0 +1,107 @@
+import StrandsWS
+
+/// One load-generating connection's state. All clients of a loop sit in one array of these, in
+/// ``LoopRun``, found by the index their `WebSocket.userData` holds: with thousands of connections a
+/// dense array keeps a reply from touching one more cold object per message.
+struct ClientState {
+    var socket: WebSocket?
+    var inFlight = InFlight()
+    var nextID: UInt64
+    /// The oldest unanswered message has been counted as timed out.
+    var headTimedOut = false
+    var sending = true
+    var closedByUs = false
+
+    init(firstID: UInt64) { self.nextID = firstID }
+}
+
+/// The client side of every connection of a loop: the state machine of each mode, driven by the loop's
+/// events. `LoopRun` is the one handler of all its connections.
+extension LoopRun: WebSocketHandler {
+    // MARK: Sending
+
+    /// Sends what the mode allows now on client `slot`; `now` is a monotonic reading taken just before.
+    func pump(_ slot: Int, now: UInt64 = Clock.nanoseconds()) {
+        guard self.clients[slot].sending, let socket = self.clients[slot].socket, socket.isOpen else { return }
+        switch self.options.mode {
+        case .pingpong:
+            if self.clients[slot].inFlight.isEmpty { self.sendOne(slot, socket, now: now) }
+        case .echo:
+            socket.withCork {
+                while self.clients[slot].inFlight.count < self.options.window && socket.pendingWriteBytes < 64 * 1024 {
+                    self.sendOne(slot, socket, now: now)
+                }
+            }
+        case .blast:
+            // A burst in one write, then the loop gets back to other connections; the next round resumes us.
+            guard socket.pendingWriteBytes < 64 * 1024 else { return }
+            socket.withCork {
+                for _ in 0..<64 { self.sendOne(slot, socket, now: now) }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func sendOne(_ slot: Int, _ socket: WebSocket, now: UInt64) {
+        let id = self.clients[slot].nextID
+        self.clients[slot].nextID &+= 1
+        let message = self.builder.build(id: id, microseconds: Clock.unixMicroseconds(atMonotonic: now))
+        guard socket.send(.text, message) else { return }
+        if self.options.mode != .blast { self.clients[slot].inFlight.push(id: id, at: now) }
+        self.countSent()
+    }
+
+    // MARK: WebSocketHandler
+
+    func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+        let now = Clock.nanoseconds()
+        let slot = Int(socket.userData)
+        self.countReceived()
+        if self.options.mode == .blast { return }
+        // Match the reply to the oldest unanswered message with this id; older ones were lost.
+        let id = MessageBuilder.parseID(message.bytes)
+        while let first = self.clients[slot].inFlight.first {
+            if let id, first.id < id {
+                self.clients[slot].inFlight.removeFirst()  // Never answered: the server dropped it.
+                self.stats.skipped += 1
+                self.clients[slot].headTimedOut = false
+                continue
+            }
+            if id == nil || first.id == id {
+                self.record(latency: now &- first.time, late: self.clients[slot].headTimedOut)
+                self.clients[slot].inFlight.removeFirst()
+                self.clients[slot].headTimedOut = false
+            } else {
+                self.stats.unexpected += 1  // A reply to nothing we have in flight.
+            }
+            break
+        }
+        if self.clients[slot].sending {
+            self.pump(slot, now: now)
+        } else if self.clients[slot].inFlight.isEmpty {
+            self.clientDrained(slot)
+        }
+    }
+
+    func webSocketDidDrain(_ socket: WebSocket) {
+        if self.options.mode != .pingpong { self.pump(Int(socket.userData)) }
+    }
+
+    func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String) {
+        self.clientClosed(Int(socket.userData))
+    }
+
+    /// Called by the loop's sweep: the oldest message of `slot` has waited longer than the reply timeout.
+    func checkTimeout(_ slot: Int, now: UInt64, timeout: UInt64) {
+        guard let first = self.clients[slot].inFlight.first, !self.clients[slot].headTimedOut,
+              now &- first.time > timeout
+        else { return }
+        self.clients[slot].headTimedOut = true
+        self.stats.timeouts += 1
+        // In pingpong the connection would otherwise wait forever: move on with the next message,
+        // keeping the old one in flight in case its reply is only late.
+        if self.options.mode == .pingpong, self.clients[slot].sending, let socket = self.clients[slot].socket, socket.isOpen {
+            self.sendOne(slot, socket, now: now)
+        }
+    }
+}
