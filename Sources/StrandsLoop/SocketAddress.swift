@@ -78,13 +78,6 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String { self.isIPv6 ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
 
     /// Lends the address as a `sockaddr` pointer for the duration of `body`.
-    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>) throws(UVError) -> R) throws(UVError) -> R {
-        var copy = self.storage
-        return try withUnsafeBytes(of: &copy) { (raw) throws(UVError) -> R in
-            try body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self))
-        }
-    }
-
     func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>) -> R) -> R {
         var copy = self.storage
         return withUnsafeBytes(of: &copy) { raw in body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self)) }

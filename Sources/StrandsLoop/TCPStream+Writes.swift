@@ -85,7 +85,7 @@ extension TCPStream {
                 written = Int(rc)
             } else if rc != UV_EAGAIN.rawValue {
                 let error = UVError(code: rc, context: "write")
-                self.fail(error)
+                self.close(error: error)
                 throw error
             }
         }
@@ -125,7 +125,7 @@ extension TCPStream {
             stream.didWrite(status: status)
         }
         if rc < 0 {
-            self.fail(UVError(code: rc, context: "write"))
+            self.close(error: UVError(code: rc, context: "write"))
             return
         }
         self.flags.insert(.writing)
@@ -135,7 +135,7 @@ extension TCPStream {
         self.flags.remove(.writing)
         if status < 0 {
             // ECANCELED means close() came first and the close callback will follow.
-            if status != UV_ECANCELED.rawValue { self.fail(UVError(code: status, context: "write")) }
+            if status != UV_ECANCELED.rawValue { self.close(error: UVError(code: status, context: "write")) }
             return
         }
         self.writes.inFlight.removeAll()
@@ -163,12 +163,12 @@ extension TCPStream {
             let stream = Unmanaged<TCPStream>.fromOpaque(request.pointee.data!).takeUnretainedValue()
             request.deallocate()
             if status < 0 && status != UV_ECANCELED.rawValue {
-                stream.fail(UVError(code: status, context: "shutdown"))
+                stream.close(error: UVError(code: status, context: "shutdown"))
             }
         }
         if rc < 0 {
             request.deallocate()
-            self.fail(UVError(code: rc, context: "shutdown"))
+            self.close(error: UVError(code: rc, context: "shutdown"))
         }
     }
 }

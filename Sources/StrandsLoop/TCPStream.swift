@@ -122,7 +122,7 @@ public final class TCPStream: LoopHandleOwner {
         if want {
             let rc = uv_read_start(self.stream, TCPStream.onAlloc, TCPStream.onRead)
             if rc < 0 {
-                self.fail(UVError(code: rc, context: "uv_read_start"))
+                self.close(error: UVError(code: rc, context: "uv_read_start"))
                 return
             }
             self.flags.insert(.reading)
@@ -150,7 +150,7 @@ public final class TCPStream: LoopHandleOwner {
             self_.updateReading()
             if let delegate = self_.delegate { delegate.streamDidReachEOF(self_) } else { self_.close() }
         } else if nread < 0 {
-            self_.fail(UVError(code: Int32(nread), context: "read"))
+            self_.close(error: UVError(code: Int32(nread), context: "read"))
         }
         // nread == 0 is EAGAIN: nothing to do.
     }
@@ -163,11 +163,7 @@ public final class TCPStream: LoopHandleOwner {
         self.close(error: nil)
     }
 
-    /// Closes because of `error`, which the delegate will see.
-    func fail(_ error: UVError) {
-        self.close(error: error)
-    }
-
+    /// Closes because of `error` (`nil` for a local close), which the delegate will see.
     func close(error: UVError?) {
         guard !self.isClosing else { return }
         self.flags.insert(.closing)

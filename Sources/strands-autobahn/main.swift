@@ -5,6 +5,7 @@
 //   strands-autobahn client [--url ws://127.0.0.1:9001] [--agent Strands]
 //       The Autobahn client protocol against `kosoku -m fuzzingserver`: /getCaseCount, then /runCase for
 //       each case (echoing every message), then /updateReports.
+import Dispatch
 import StrandsCLI
 import StrandsWS
 
@@ -82,11 +83,11 @@ case "client":
         func run(_ path: String, echo: Bool) -> String? {
             let configuration = configuration
             let result = Locked<String??>(nil)
-            let finished = Locked(false)
+            let finished = DispatchSemaphore(value: 0)
             loop.execute {
                 let handler = Run(echo: echo) { text in
                     result.withLock { $0 = .some(text) }
-                    finished.withLock { $0 = true }
+                    finished.signal()
                 }
                 WebSocketClient.connect(to: base + path, on: loop, configuration: configuration, handler: handler) { outcome in
                     if case .failure(let error) = outcome {
@@ -96,7 +97,7 @@ case "client":
                     }
                 }
             }
-            while !finished.withLock({ $0 }) { usleep(1000) }
+            finished.wait()  // The fuzzing server ends every case; kosoku's own timeouts bound it.
             return result.withLock { $0 } ?? nil
         }
         guard let countText = run("/getCaseCount", echo: false), let count = Int(countText) else {
