@@ -3,10 +3,13 @@ import StrandsWS
 /// One load-generating connection's state. All clients of a loop sit in one array of these, in
 /// ``LoopRun``, found by the index their `WebSocket.userData` holds: with thousands of connections a
 /// dense array keeps a reply from touching one more cold object per message.
+///
+/// 40 bytes (fields in this order: `InFlight` is 28 bytes, and the flags fill what it leaves of its
+/// last word). The connection itself sits in ``LoopRun``'s `sockets` at the same index: a reply
+/// arrives with it, so the hot path never reads it from there.
 struct ClientState {
-    var socket: WebSocket?
-    var inFlight = InFlight()
     var nextID: UInt64
+    var inFlight = InFlight()
     /// The oldest unanswered message has been counted as timed out.
     var headTimedOut = false
     var sending = true
@@ -20,9 +23,10 @@ struct ClientState {
 extension LoopRun: WebSocketHandler {
     // MARK: Sending
 
-    /// Sends what the mode allows now on client `slot`; `now` is a monotonic reading taken just before.
-    func pump(_ slot: Int, now: UInt64 = Clock.nanoseconds()) {
-        guard self.clients[slot].sending, let socket = self.clients[slot].socket, socket.isOpen else { return }
+    /// Sends what the mode allows now on client `slot`, whose connection is `socket`; `now` is a monotonic
+    /// reading taken just before.
+    func pump(_ slot: Int, _ socket: WebSocket, now: UInt64 = Clock.nanoseconds()) {
+        guard self.clients[slot].sending, socket.isOpen else { return }
         switch self.options.mode {
         case .pingpong:
             if self.clients[slot].inFlight.isEmpty { self.sendOne(slot, socket, now: now) }
@@ -44,7 +48,7 @@ extension LoopRun: WebSocketHandler {
     @inline(__always)
     private func sendOne(_ slot: Int, _ socket: WebSocket, now: UInt64) {
         let id = self.clients[slot].nextID
-        self.clients[slot].nextID &+= 1
+        self.clients[slot].nextID &+= self.idStride
         let message = self.builder.build(id: id, microseconds: Clock.unixMicroseconds(atMonotonic: now))
         guard socket.send(.text, message) else { return }
         if self.options.mode != .blast { self.clients[slot].inFlight.push(id: id, at: now) }
@@ -59,7 +63,7 @@ extension LoopRun: WebSocketHandler {
         self.countReceived()
         if self.options.mode == .blast { return }
         // Match the reply to the oldest unanswered message with this id; older ones were lost.
-        let id = MessageBuilder.parseID(message.bytes)
+        let id = self.builder.replyID(message.bytes)
         while let first = self.clients[slot].inFlight.first {
             if let id, first.id < id {
                 self.clients[slot].inFlight.removeFirst()  // Never answered: the server dropped it.
@@ -77,14 +81,14 @@ extension LoopRun: WebSocketHandler {
             break
         }
         if self.clients[slot].sending {
-            self.pump(slot, now: now)
+            self.pump(slot, socket, now: now)
         } else if self.clients[slot].inFlight.isEmpty {
             self.clientDrained(slot)
         }
     }
 
     func webSocketDidDrain(_ socket: WebSocket) {
-        if self.options.mode != .pingpong { self.pump(Int(socket.userData)) }
+        if self.options.mode != .pingpong { self.pump(Int(socket.userData), socket) }
     }
 
     func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String) {
@@ -100,7 +104,7 @@ extension LoopRun: WebSocketHandler {
         self.stats.timeouts += 1
         // In pingpong the connection would otherwise wait forever: move on with the next message,
         // keeping the old one in flight in case its reply is only late.
-        if self.options.mode == .pingpong, self.clients[slot].sending, let socket = self.clients[slot].socket, socket.isOpen {
+        if self.options.mode == .pingpong, self.clients[slot].sending, let socket = self.sockets[slot], socket.isOpen {
             self.sendOne(slot, socket, now: now)
         }
     }

@@ -36,4 +36,14 @@ enum Clock {
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
+
+    /// CPU seconds (user + system, every thread) another process on this machine has used, to the
+    /// nanosecond; `nil` once it is gone or when the kernel will not tell.
+    static func processCPUSeconds(pid: Int32) -> Double? {
+        var clock = clockid_t()
+        guard clock_getcpuclockid(pid_t(pid), &clock) == 0 else { return nil }
+        var now = timespec()
+        guard clock_gettime(clock, &now) == 0 else { return nil }
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
 }

@@ -47,6 +47,10 @@ struct LoadOptions: ParsableArguments {
     @Option(name: [.customLong("json", withSingleDash: true), .long], help: "Also write the result as JSON to this file.")
     var json: String?
 
+    @Option(name: [.customLong("server-pid", withSingleDash: true), .long],
+            help: "pid of the (local) server under test: its CPU per round trip is measured over the same window as perftest's.")
+    var serverPID: Int32?
+
     /// Checked by the commands' own `validate`: a failure inside an option group's `validate` makes the
     /// parser retry `-host` as the short flags `-h -o -s -t` and print help instead of the error.
     func check() throws {
@@ -61,6 +65,9 @@ struct LoadOptions: ParsableArguments {
         guard self.timeout > 0 && self.timeout <= 3600 else { throw ValidationError("-timeout \(self.timeout): expected (0, 3600] s") }
         guard self.grace >= 0 && self.grace <= 3600 else { throw ValidationError("-grace \(self.grace): expected 0...3600 s") }
         guard (1...1_000_000).contains(self.window) else { throw ValidationError("-window \(self.window): expected 1...1000000") }
+        if let pid = self.serverPID, pid <= 0 || Clock.processCPUSeconds(pid: pid) == nil {
+            throw ValidationError("-server-pid \(pid): no such process on this machine")
+        }
     }
 
     /// `ws://host:port/path`, with a bare IPv6 address bracketed.
@@ -72,9 +79,10 @@ struct LoadOptions: ParsableArguments {
         return "ws://\(name):\(host[host.index(after: colon)...])\(self.path)"
     }
 
-    func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil) -> RunOptions {
+    func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil, serverPID: Int32? = nil) -> RunOptions {
         RunOptions(url: url ?? self.url, clients: clients, duration: duration, mode: mode, payload: self.payload,
-                   rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window)
+                   rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window,
+                   serverPID: serverPID ?? self.serverPID)
     }
 }
 

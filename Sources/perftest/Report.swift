@@ -23,6 +23,9 @@ struct Report: Codable, Sendable {
     var latency: Latency?
     /// perftest's own CPU seconds per 1,000 round trips (per 1,000 messages sent in blast mode).
     var cpuSecondsPer1000: Double
+    /// The server's CPU seconds per 1,000 round trips over the same window, when its pid was known.
+    var serverCPUSecondsPer1000: Double?
+    var serverPID: Int32?
     var firstError: String?
 
     init(_ result: RunResult) {
@@ -47,8 +50,10 @@ struct Report: Codable, Sendable {
                 meanMs: Double(s.latencySumNanoseconds) / Double(h.totalCount) / 1e6)
         }
         // Steady state when there was one to measure; the whole run otherwise.
+        self.serverPID = result.options.serverPID
         if result.steadyMessages > 0 {
             self.cpuSecondsPer1000 = result.steadyCPUSeconds / Double(result.steadyMessages) * 1000
+            self.serverCPUSecondsPer1000 = result.serverSteadyCPUSeconds.map { $0 / Double(result.steadyMessages) * 1000 }
         } else {
             let units = max(result.options.mode == .blast ? s.sent : s.received, 1)
             self.cpuSecondsPer1000 = result.cpuSeconds / Double(units) * 1000
@@ -87,6 +92,10 @@ struct Report: Codable, Sendable {
         }
         let unit = self.mode == Mode.blast.rawValue ? "messages sent" : "round trips"
         Output.line("perftest CPU:    \(fixed(self.cpuSecondsPer1000 * 1000, 2)) ms per 1,000 \(unit)")
+        if let server = self.serverCPUSecondsPer1000, let pid = self.serverPID {
+            Output.line("server CPU:      \(fixed(server * 1000, 2)) ms per 1,000 \(unit) (pid \(pid), same window; "
+                + "perftest/server \(fixed(self.cpuSecondsPer1000 / max(server, 1e-12), 3)))")
+        }
     }
 
     func writeJSON(to path: String) throws {

@@ -19,6 +19,8 @@ struct RunResult: Sendable {
     /// connected to the deadline: the steady state, without connection set-up and the grace period.
     var steadyCPUSeconds: Double
     var steadyMessages: Int
+    /// The server's CPU seconds over the same steady window (with `-server-pid`).
+    var serverSteadyCPUSeconds: Double?
     var firstError: String?
 }
 
@@ -44,14 +46,15 @@ enum Runner {
         let deadline = start + UInt64(options.duration * 1e9)
         var lastSent = 0, lastReceived = 0, lastTime = start
         let counted = { runs.reduce(0) { $0 + (options.mode == .blast ? $1.live.sent : $1.live.received) } }
-        var steadyStart: (cpu: Double, messages: Int)?
+        var steadyStart: (cpu: Double, messages: Int, server: Double?)?
+        let serverCPU = { options.serverPID.flatMap { Clock.processCPUSeconds(pid: $0) } }
         while true {
             let now = Clock.nanoseconds()
             if now >= deadline { break }
             if steadyStart == nil {
                 let connected = runs.reduce(0) { $0 + $1.live.connected + $1.live.errors }
                 if connected >= options.clients {
-                    steadyStart = (Clock.processCPUSeconds(), counted())
+                    steadyStart = (Clock.processCPUSeconds(), counted(), serverCPU())
                 } else {
                     Self.sleep(until: min(deadline, now + 5_000_000))
                     continue
@@ -72,7 +75,7 @@ enum Runner {
             (lastSent, lastReceived, lastTime) = (sent, received, t)
         }
         let seconds = Double(Clock.nanoseconds() - start) / 1e9
-        let steadyEnd = (cpu: Clock.processCPUSeconds(), messages: counted())
+        let steadyEnd = (cpu: Clock.processCPUSeconds(), messages: counted(), server: serverCPU())
 
         // Stop sending everywhere; wait for replies in flight, up to the grace period.
         let drained = Locked(0)
@@ -101,6 +104,9 @@ enum Runner {
                          cpuSeconds: Clock.processCPUSeconds() - cpuStart,
                          steadyCPUSeconds: steadyStart.map { steadyEnd.cpu - $0.cpu } ?? 0,
                          steadyMessages: steadyStart.map { steadyEnd.messages - $0.messages } ?? 0,
+                         serverSteadyCPUSeconds: steadyStart.flatMap { start in
+                             start.server.flatMap { before in steadyEnd.server.map { $0 - before } }
+                         },
                          firstError: firstError)
     }
 

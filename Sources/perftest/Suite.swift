@@ -34,16 +34,13 @@ extension PerfTestMain {
             + "durations x\(command.scale)")
 
         var reports: [Report] = []
-        var serverCPU: [Double?] = []
         for row in Self.rows {
-            let options = load.runOptions(clients: row.clients, duration: row.seconds * command.scale, mode: row.mode, url: url)
+            let options = load.runOptions(clients: row.clients, duration: row.seconds * command.scale, mode: row.mode, url: url,
+                                          serverPID: server?.pid)
             Output.line("perftest suite: \(row.name): \(row.clients) clients, \(row.mode.rawValue), \(fixed(options.duration, 1)) s")
-            let before = server?.cpuSeconds
             let result = Runner.run(options, group: group, live: false)
             let report = Report(result)
             reports.append(report)
-            let units = Double(max(row.mode == .blast ? result.stats.sent : result.stats.received, 1))
-            serverCPU.append(before.flatMap { b in server?.cpuSeconds.map { ($0 - b) / units * 1000 } })
             Output.line("perftest suite:   sent \(result.stats.sent), received \(result.stats.received), "
                 + "lost \(result.stats.lost), errors \(result.stats.errors)")
             // Let the server finish closing this row's connections before the next row connects.
@@ -52,7 +49,7 @@ extension PerfTestMain {
         group.shutdown()
         server?.stop()
 
-        let table = Self.markdown(reports, serverCPU: serverCPU)
+        let table = Self.markdown(reports)
         Output.line("")
         Output.line(table)
         if let path = command.markdown {
@@ -66,7 +63,7 @@ extension PerfTestMain {
         exit(reports.allSatisfy { $0.stats.connected > 0 } ? 0 : 1)
     }
 
-    static func markdown(_ reports: [Report], serverCPU: [Double?]) -> String {
+    static func markdown(_ reports: [Report]) -> String {
         var lines = [
             "| Test | Clients | Mode | Duration | Msg/s (sent) | Msg/s (recv) | p50 lat | p99 lat | Loss | Errors | CPU ms per 1k round trips (perftest / server) |",
             "|------|---------|------|----------|--------------|--------------|---------|---------|------|--------|------|",
@@ -77,7 +74,7 @@ extension PerfTestMain {
             let clients = report.stats.connected == report.stats.requested
                 ? "\(report.clients.formatted())" : "\(report.stats.connected.formatted())/\(report.clients.formatted())"
             let latency = { (ms: Double?) in ms.map { "\(fixed($0, 2))ms" } ?? "-" }
-            let cpu = "\(fixed(report.cpuSecondsPer1000 * 1000, 1)) / " + (serverCPU[index].map { fixed($0 * 1000, 1) } ?? "-")
+            let cpu = "\(fixed(report.cpuSecondsPer1000 * 1000, 2)) / " + (report.serverCPUSecondsPer1000.map { fixed($0 * 1000, 2) } ?? "-")
             lines.append("| \(row.name) | \(clients) | \(report.mode) | \(fixed(report.measuredSeconds, 1))s | "
                 + "\(Int(report.sentPerSecond.rounded()).formatted()) | "
                 + (blast ? "(\(Int(report.receivedPerSecond.rounded()).formatted()) echoes read) | - | - | n/a | " :
@@ -132,16 +129,6 @@ final class SpawnedServer {
               let port = Int(address.split(separator: ":").last ?? "")
         else { throw SuiteError("cannot read the echoserver's port from: \(text)") }
         self.port = port
-    }
-
-    /// The server's user + system CPU seconds so far (`/proc/PID/stat`, in clock ticks of 1/100 s).
-    var cpuSeconds: Double? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(self.pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")")
-        else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / 100
     }
 
     /// Waits (up to 5 s) until the server reports no open connection.

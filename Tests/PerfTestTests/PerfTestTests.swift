@@ -9,7 +9,7 @@ struct PerfTestTests {
 
     @Test("messages match the Go tool's JSON byte for byte")
     func messageFormat() {
-        let builder = MessageBuilder(type: "ping", payload: 5)
+        var builder = MessageBuilder(type: "ping", payload: 5)
         defer { builder.free() }
         #expect(self.text(builder.build(id: 0, microseconds: 1_732_780_800_123_456))
             == #"{"type":"ping","id":0,"ts":1732780800.123456,"data":"xxxxx"}"#)
@@ -20,11 +20,38 @@ struct PerfTestTests {
             == #"{"type":"ping","id":7,"ts":1732780800,"data":"xxxxx"}"#)
         #expect(self.text(builder.build(id: 123_456_789_012, microseconds: 1_732_780_800_000_305))
             == #"{"type":"ping","id":123456789012,"ts":1732780800.000305,"data":"xxxxx"}"#)
-        let echo = MessageBuilder(type: "echo", payload: 64)
+        var echo = MessageBuilder(type: "echo", payload: 64)
         defer { echo.free() }
         let message = echo.build(id: 1, microseconds: 1_732_780_800_500_001)
         #expect(message.count == #"{"type":"echo","id":1,"ts":1732780800.500001,"data":""}"#.utf8.count + 64)
         #expect(MessageBuilder.parseID(message) == 1)
+        #expect(echo.replyID(message) == 1)
+    }
+
+    @Test("the fast builder agrees with plain formatting, across second boundaries and digit counts")
+    func messageFormatAgainstReference() {
+        var builder = MessageBuilder(type: "pingpong", payload: 3)
+        defer { builder.free() }
+        func reference(_ id: UInt64, _ microseconds: UInt64) -> String {
+            var ts = "\(microseconds / 1_000_000)"
+            var fraction = String(microseconds % 1_000_000)
+            fraction = String(repeating: "0", count: 6 - fraction.count) + fraction
+            while fraction.last == "0" { fraction.removeLast() }
+            if !fraction.isEmpty { ts += "." + fraction }
+            return #"{"type":"pingpong","id":"# + "\(id)" + #","ts":"# + ts + #","data":"xxx"}"#
+        }
+        var generator = SystemRandomNumberGenerator()
+        var microseconds: UInt64 = 1_732_780_799_999_990
+        for round in 0..<20_000 {
+            // Mostly small steps (the cached seconds are reused and renewed), now and then a jump.
+            microseconds += round % 997 == 0 ? UInt64.random(in: 0...1 << 40, using: &generator) : UInt64.random(in: 0...400, using: &generator)
+            let id = round % 3 == 0 ? UInt64(round) : UInt64.random(in: 0...UInt64.max >> UInt64.random(in: 0...63, using: &generator),
+                                                                      using: &generator)
+            let built = builder.build(id: id, microseconds: microseconds)
+            #expect(self.text(built) == reference(id, microseconds))
+            if id < 10_000_000_000_000_000_000 { #expect(builder.replyID(built) == id) }
+        }
+        #expect(self.text(builder.build(id: 9, microseconds: 0)) == #"{"type":"pingpong","id":9,"ts":0,"data":"xxx"}"#)
     }
 
     @Test("the reply's id is found, and text that is not ours gives none")
@@ -35,6 +62,12 @@ struct PerfTestTests {
         for text in ["hello", #"{"type":"echo","id":"x"}"#, ""] {
             #expect(Array(text.utf8).withUnsafeBytes { MessageBuilder.parseID($0) } == nil)
         }
+    }
+
+    @Test("a client's record stays small: 5,000 of them are walked per round of replies")
+    func recordSize() {
+        #expect(MemoryLayout<InFlight>.size <= 28)
+        #expect(MemoryLayout<ClientState>.stride <= 40)
     }
 
     @Test("the in-flight ring keeps order across growth and wrap-around")
