@@ -17,6 +17,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -136,6 +137,14 @@ static inline int cuv_random_bytes(void *buf, size_t len) {
 /* A write to a socket the peer has reset raises SIGPIPE, whose default action
  * kills the process; a network server wants EPIPE from write(2) instead.
  * Ignores SIGPIPE unless the application installed its own handler. */
+/* Has the kernel send SIGTERM to this process when the thread that started it ends. Returns the
+ * parent's pid as it is now, or a negative errno: a parent that ended before the call is not noticed,
+ * so the caller compares the result with the parent it expects. */
+static inline int cuv_terminate_with_parent(void) {
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) return -errno;
+    return (int)getppid();
+}
+
 static inline void cuv_ignore_sigpipe(void) {
     struct sigaction current;
     if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL) {

@@ -145,4 +145,13 @@ public enum System {
         if rc < 0 { throw UVError(code: Int32(rc), context: "setrlimit(RLIMIT_NOFILE)") }
         return rc
     }
+
+    /// Has the kernel send this process SIGTERM when `parent`, the process that started it, ends: a
+    /// helper process then cannot outlive the tool that spawned it, even one killed outright.
+    /// - Returns: `false` when `parent` is not (or no longer) this process's parent.
+    public static func terminateWhenParentEnds(_ parent: Int32) throws(UVError) -> Bool {
+        let rc = cuv_terminate_with_parent()
+        if rc < 0 { throw UVError(code: Int32(rc), context: "prctl(PR_SET_PDEATHSIG)") }
+        return rc == parent
+    }
 }

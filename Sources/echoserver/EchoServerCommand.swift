@@ -37,6 +37,10 @@ struct EchoServerCommand: ParsableCommand {
     @Option(name: [.customLong("stats-interval", withSingleDash: true), .long], help: "Seconds between stats lines.")
     var statsInterval = 5.0
 
+    @Option(name: [.customLong("parent-pid", withSingleDash: true), .long],
+            help: "Shut down as on SIGTERM when this process, which must be the one starting echoserver, ends.")
+    var parentPID: Int32?
+
     func validate() throws {
         guard (0...65535).contains(self.port) else { throw ValidationError("-port \(self.port): expected 0...65535") }
         guard (0...1024).contains(self.workers) else { throw ValidationError("-workers \(self.workers): expected 0...1024") }

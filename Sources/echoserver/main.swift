@@ -53,6 +53,15 @@ enum EchoServer {
                 source.resume()
                 sources.append(source)
             }
+            if let parent = options.parentPID {
+                do {
+                    guard try System.terminateWhenParentEnds(parent) else {
+                        die("echoserver", "-parent-pid \(parent): not this process's parent (or it has ended)")
+                    }
+                } catch {
+                    die("echoserver", "-parent-pid: \(error)")
+                }
+            }
             let listener: TCPServer
             do {
                 listener = try server.listen(host: options.host, port: options.port)

@@ -113,8 +113,10 @@ final class SpawnedServer {
             throw SuiteError("no echoserver next to perftest at \(binary.path): build both (swift build -c release)")
         }
         self.process.executableURL = binary
+        // -parent-pid: should perftest die (killed, crashed), the server goes with it instead of holding the
+        // port, a CPU and whatever pipe it inherited.
         self.process.arguments = ["-port", "0", "-host", "127.0.0.1", "-workers", "1", "-quiet",
-                                  "-max-message", "\(max(1 << 20, payloadLimit * 2 + 1024))"]
+                                  "-max-message", "\(max(1 << 20, payloadLimit * 2 + 1024))", "-parent-pid", "\(getpid())"]
         self.process.standardOutput = self.output
         try self.process.run()
         var text = ""

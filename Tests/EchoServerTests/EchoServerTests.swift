@@ -144,6 +144,10 @@ struct EchoServerTests {
         let (status2, _, errors2) = try run("echoserver", ["-port", "0", "-host", "192.0.2.1", "-quiet"])
         #expect(status2 != 0)
         #expect(errors2.hasPrefix("echoserver: cannot listen on 192.0.2.1:0: EADDRNOTAVAIL"))
+        // -parent-pid must name the process that started the server.
+        let (status3, _, errors3) = try run("echoserver", ["-port", "0", "-host", "127.0.0.1", "-quiet", "-parent-pid", "1"])
+        #expect(status3 == 1)
+        #expect(errors3 == "echoserver: -parent-pid 1: not this process's parent (or it has ended)\n")
     }
 
     @Test("bad flags and values exit 2 with a message; --help exits 0", arguments: [

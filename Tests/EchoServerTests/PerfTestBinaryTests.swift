@@ -1,4 +1,5 @@
 import Foundation
+import StrandsWS
 import Testing
 
 /// Runs the built perftest against the built echoserver, as a user would.
@@ -88,5 +89,37 @@ struct PerfTestBinaryTests {
         for row in rows where !row.hasPrefix("| Blast") {
             #expect(row.contains("| 0.00% | 0 |"), "\(row)")
         }
+    }
+
+    @Test("the suite's echoserver does not outlive a perftest that is killed outright")
+    func suiteServerEndsWithPerfTest() throws {
+        let process = Process()
+        process.executableURL = ServerProcess.binary("perftest")
+        process.arguments = ["suite"]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err  // The echoserver inherits this one: its end closes when both are gone.
+        try process.run()
+        var text = ""
+        while !text.contains("started echoserver (pid ") {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        let pid = text.split(separator: "(pid ").dropFirst().first.flatMap { Int32($0.prefix { $0.isNumber }) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let server = try #require(pid, "no echoserver pid in: \(text)")
+        // If the server lived on, its copy of the pipe would keep the read below from ever ending: kill
+        // it after a while, so that the test fails instead of hanging.
+        let outlived = Locked(false)
+        let watchdog = DispatchWorkItem {
+            outlived.withLock { $0 = true }
+            kill(server, SIGKILL)
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 20, execute: watchdog)
+        _ = err.fileHandleForReading.readDataToEndOfFile()
+        watchdog.cancel()
+        #expect(!outlived.withLock { $0 }, "echoserver \(server) was still running 20 s after perftest was killed")
     }
 }

@@ -110,8 +110,9 @@ extension FileHandle {
     }
 }
 
-/// Runs a binary to completion and returns (status, stdout, stderr).
-func run(_ binary: String, _ arguments: [String]) throws -> (Int32, String, String) {
+/// Runs a binary to completion and returns (status, stdout, stderr). One that runs past `limit` is
+/// killed, so that a hung child fails its test instead of hanging the run.
+func run(_ binary: String, _ arguments: [String], limit: Double = 120) throws -> (Int32, String, String) {
     let process = Process()
     process.executableURL = ServerProcess.binary(binary)
     process.arguments = arguments
@@ -119,6 +120,10 @@ func run(_ binary: String, _ arguments: [String]) throws -> (Int32, String, Stri
     process.standardOutput = out
     process.standardError = err
     try process.run()
+    let pid = process.processIdentifier
+    let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+    DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: watchdog)
+    defer { watchdog.cancel() }
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     let errData = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
