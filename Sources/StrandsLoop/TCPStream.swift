@@ -12,7 +12,11 @@ public final class TCPStream: LoopHandleOwner {
     public let loop: Loop
     let handle: UnsafeMutablePointer<uv_tcp_t>
     /// Receives reads, drain, EOF and close. Held strongly until the stream closes.
-    public var delegate: (any TCPStreamDelegate)?
+    ///
+    /// This and the state below are loop-confined and never accessed in overlapping ways (a read or a
+    /// write completes before anything else touches them), so they skip Swift's dynamic exclusivity
+    /// checks, which would otherwise be paid on every read and write.
+    @exclusivity(unchecked) public var delegate: (any TCPStreamDelegate)?
 
     /// Pending write bytes above which reading pauses, so a peer that sends without reading what it is sent
     /// cannot make this side buffer without bound. 1 MiB: a few hundred round trips of typical messages.
@@ -20,8 +24,8 @@ public final class TCPStream: LoopHandleOwner {
     /// Pending write bytes at or below which reading resumes after a pause.
     public var lowWaterMark: Int = 1 << 18
 
-    var flags: Flags = []
-    var writes = WriteQueue()
+    @exclusivity(unchecked) var flags: Flags = []
+    @exclusivity(unchecked) var writes = WriteQueue()
     var closeError: UVError?
     /// How many times reading was paused because pending writes passed ``highWaterMark``.
     public internal(set) var backpressurePauses = 0
@@ -134,25 +138,30 @@ public final class TCPStream: LoopHandleOwner {
 
     /// Every read on a loop lands in that loop's one buffer: libuv consumes each read before the next alloc.
     private static let onAlloc: uv_alloc_cb = { handle, _, buffer in
-        let loop = Loop.from(handle!.pointee.loop)
-        buffer!.pointee = uv_buf_t(
-            base: loop.readBuffer.baseAddress!.assumingMemoryBound(to: CChar.self),
-            len: loop.readBuffer.count
-        )
+        // The loop outlives its handles: reach it at +0.
+        Unmanaged<Loop>.fromOpaque(handle!.pointee.loop.pointee.data!)._withUnsafeGuaranteedRef { loop in
+            buffer!.pointee = uv_buf_t(
+                base: loop.readBuffer.baseAddress!.assumingMemoryBound(to: CChar.self),
+                len: loop.readBuffer.count
+            )
+        }
     }
 
     private static let onRead: uv_read_cb = { stream, nread, buffer in
-        let self_ = TCPStream.from(UnsafeMutableRawPointer(stream!))
-        if nread > 0 {
-            self_.delegate?.stream(self_, didRead: UnsafeMutableRawBufferPointer(start: buffer!.pointee.base, count: nread))
-        } else if nread == Int(UV_EOF.rawValue) {
-            self_.flags.insert(.eof)
-            self_.updateReading()
-            if let delegate = self_.delegate { delegate.streamDidReachEOF(self_) } else { self_.close() }
-        } else if nread < 0 {
-            self_.close(error: UVError(code: Int32(nread), context: "read"))
+        // `handle.data` holds the stream until the close callback: reach it at +0, no retain per read.
+        let tcp = UnsafeMutableRawPointer(stream!).assumingMemoryBound(to: uv_tcp_t.self)
+        Unmanaged<TCPStream>.fromOpaque(tcp.pointee.data!)._withUnsafeGuaranteedRef { self_ in
+            if nread > 0 {
+                self_.delegate?.stream(self_, didRead: UnsafeMutableRawBufferPointer(start: buffer!.pointee.base, count: nread))
+            } else if nread == Int(UV_EOF.rawValue) {
+                self_.flags.insert(.eof)
+                self_.updateReading()
+                if let delegate = self_.delegate { delegate.streamDidReachEOF(self_) } else { self_.close() }
+            } else if nread < 0 {
+                self_.close(error: UVError(code: Int32(nread), context: "read"))
+            }
+            // nread == 0 is EAGAIN: nothing to do.
         }
-        // nread == 0 is EAGAIN: nothing to do.
     }
 
     // MARK: Closing

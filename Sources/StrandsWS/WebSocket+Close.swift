@@ -48,7 +48,7 @@ extension WebSocket {
     /// with a reset, and a reset makes the peer's kernel drop our last frames unread.
     func closeAfterFlush() {
         self.shared.setDeadline(self, after: self.closeTimeout)
-        if self.shared.corkOwner === self {
+        if self.shared.corkOwner == self.identity {
             self.halfCloseAfterCork = true  // The cork, with the close frame in it, goes out first.
         } else {
             self.stream.shutdownWrite()

@@ -62,7 +62,7 @@ extension WebSocket {
             body()
             return
         }
-        shared.corkOwner = self
+        shared.corkOwner = self.identity
         body()
         shared.corkOwner = nil
         self.flushCorkNow()
@@ -91,7 +91,7 @@ extension WebSocket {
     /// Frames `payload` and sends it, through the cork while this connection is handling a read.
     func writeFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) {
         let shared = self.shared
-        let corked = shared.corkOwner === self
+        let corked = shared.corkOwner == self.identity
         if self.role == .server {
             if corked && payload.count <= 16 * 1024 {
                 let out = shared.cork.appendUninitialized(FrameHeader.maxSize + payload.count)

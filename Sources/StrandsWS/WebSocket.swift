@@ -32,7 +32,9 @@ public final class WebSocket: TCPStreamDelegate {
     let shared: WebSocketLoopContext
     let registry: ConnectionRegistry
     var counters: WebSocketCounters { self.registry.counters }
-    var parser: FrameParser
+    /// Unchecked: parsing never re-enters the parser (the handler may close the connection, but the
+    /// parser is released only in the stream's close callback, a later loop turn).
+    @exclusivity(unchecked) var parser: FrameParser
     public let loop: Loop
     /// The one setting needed after the handshake; the configuration itself is not kept per connection.
     let closeTimeout: Duration
@@ -140,13 +142,16 @@ public final class WebSocket: TCPStreamDelegate {
         self.context = nil
     }
 
+    /// This connection's address: what the loop's cork compares its owner with.
+    @inline(__always) var identity: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
     // MARK: Frames in
 
     func readFrames(_ bytes: UnsafeMutableRawBufferPointer) {
         // Cork: every frame this read provokes (echoes, pongs, a close) leaves in one write.
         let shared = self.shared
-        shared.corkOwner = self
-        var sink = Sink(socket: self)
+        shared.corkOwner = self.identity
+        var sink = Sink(socket: Unmanaged.passUnretained(self))
         let result = self.parser.parse(bytes, into: &sink)
         if case .failed(let code, let reason) = result {
             self.fail(code, reason)  // Its close frame joins the cork, behind the replies before it.
@@ -157,19 +162,23 @@ public final class WebSocket: TCPStreamDelegate {
     }
 
     /// Bridges the parser's callbacks to the connection without an allocation per call.
+    ///
+    /// The connection outlives the parse (the stream's read callback holds it), so the sink holds it
+    /// unretained and reaches it at +0: no retain and release per message.
     struct Sink: FrameParserSink {
-        unowned(unsafe) let socket: WebSocket
+        let socket: Unmanaged<WebSocket>
 
         mutating func parser(didReceiveMessage opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
-            let socket = self.socket
-            guard socket.phase == .open else { return socket.phase == .closeSent }
-            socket.counters.countReceived()
-            socket.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
-            return socket.phase == .open || socket.phase == .closeSent
+            self.socket._withUnsafeGuaranteedRef { socket in
+                guard socket.phase == .open else { return socket.phase == .closeSent }
+                socket.registry.counters.countReceived()
+                socket.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
+                return socket.phase == .open || socket.phase == .closeSent
+            }
         }
 
         mutating func parser(didReceiveControl opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
-            let socket = self.socket
+            let socket = self.socket.takeUnretainedValue()
             switch opcode {
             case .ping:
                 if socket.phase == .open { socket.writeFrame(.pong, UnsafeRawBufferPointer(payload)) }

@@ -3,24 +3,35 @@
 ///
 /// The oldest entry is kept inline: in pingpong it is the only one, and a reply then touches no memory
 /// beyond the client's record (with thousands of connections, every extra cache line per message shows).
-/// Later entries go to a ring, made on first need, that grows by doubling and never shrinks during a run.
-/// 28 bytes, so that a client's whole record stays within 40.
+/// Later entries go to a ring of manually managed memory, made on first need, that grows by doubling and
+/// never shrinks during a run: no reference counting and no exclusivity checks per message. 28 bytes,
+/// so that a client's whole record stays within 40. Call ``free()`` when done with it.
 struct InFlight {
     private var headID: UInt64 = 0
     private var headTime: UInt64 = 0
-    private var rest: Ring?
+    /// `[capacity, start]` as two `Int`s, then `capacity` (id, time) pairs; capacity is a power of two.
+    private var ring: UnsafeMutableRawPointer?
     private var _count: UInt32 = 0
 
     var count: Int { Int(self._count) }
     var isEmpty: Bool { self._count == 0 }
+
+    private static let headerSize = 16
+    private static let entrySize = 16
 
     @inline(__always)
     mutating func push(id: UInt64, at time: UInt64) {
         if self._count == 0 {
             (self.headID, self.headTime) = (id, time)
         } else {
-            if self.rest == nil { self.rest = Ring() }
-            self.rest.unsafelyUnwrapped.push(id, time)
+            let queued = Int(self._count) - 1  // In the ring.
+            if self.ring == nil || queued == self.ring!.load(as: Int.self) { self.grow() }
+            let ring = self.ring!
+            let capacity = ring.load(as: Int.self)
+            let start = ring.load(fromByteOffset: 8, as: Int.self)
+            let slot = ring + Self.headerSize + ((start + queued) & (capacity - 1)) * Self.entrySize
+            slot.storeBytes(of: id, as: UInt64.self)
+            slot.storeBytes(of: time, toByteOffset: 8, as: UInt64.self)
         }
         self._count += 1
     }
@@ -33,44 +44,43 @@ struct InFlight {
     mutating func removeFirst() {
         precondition(self._count > 0)
         self._count -= 1
-        if self._count > 0 { (self.headID, self.headTime) = self.rest.unsafelyUnwrapped.popFirst() }
+        guard self._count > 0, let ring = self.ring else { return }
+        let capacity = ring.load(as: Int.self)
+        let start = ring.load(fromByteOffset: 8, as: Int.self)
+        let slot = ring + Self.headerSize + start * Self.entrySize
+        self.headID = slot.load(as: UInt64.self)
+        self.headTime = slot.load(fromByteOffset: 8, as: UInt64.self)
+        ring.storeBytes(of: (start + 1) & (capacity - 1), toByteOffset: 8, as: Int.self)
     }
 
     mutating func removeAll() {
-        self.rest?.removeAll()
+        self._count = 0
+        self.ring?.storeBytes(of: 0, toByteOffset: 8, as: Int.self)
+    }
+
+    /// Gives the ring's memory back; the queue is empty afterwards.
+    mutating func free() {
+        self.ring?.deallocate()
+        self.ring = nil
         self._count = 0
     }
 
-    /// A FIFO of (id, time) pairs in one array; a class, so that an idle one costs its owner 8 bytes.
-    private final class Ring {
-        private var slots: [(UInt64, UInt64)] = []
-        private var head = 0
-        private var count = 0
-
-        func push(_ id: UInt64, _ time: UInt64) {
-            if self.count == self.slots.count { self.grow() }
-            self.slots[(self.head + self.count) % self.slots.count] = (id, time)
-            self.count += 1
+    private mutating func grow() {
+        let old = self.ring
+        let oldCapacity = old?.load(as: Int.self) ?? 0
+        let capacity = max(8, oldCapacity * 2)
+        let ring = UnsafeMutableRawPointer.allocate(byteCount: Self.headerSize + capacity * Self.entrySize, alignment: 8)
+        ring.storeBytes(of: capacity, as: Int.self)
+        ring.storeBytes(of: 0, toByteOffset: 8, as: Int.self)
+        if let old {
+            // Full: the entries run from `start` around to just before it.
+            let start = old.load(fromByteOffset: 8, as: Int.self)
+            for i in 0..<oldCapacity {
+                let from = old + Self.headerSize + ((start + i) & (oldCapacity - 1)) * Self.entrySize
+                (ring + Self.headerSize + i * Self.entrySize).copyMemory(from: from, byteCount: Self.entrySize)
+            }
+            old.deallocate()
         }
-
-        func popFirst() -> (UInt64, UInt64) {
-            let value = self.slots[self.head]
-            self.head = (self.head + 1) % self.slots.count
-            self.count -= 1
-            return value
-        }
-
-        func removeAll() {
-            self.head = 0
-            self.count = 0
-        }
-
-        private func grow() {
-            let capacity = max(8, self.slots.count * 2)
-            var slots = [(UInt64, UInt64)](repeating: (0, 0), count: capacity)
-            for i in 0..<self.count { slots[i] = self.slots[(self.head + i) % self.slots.count] }
-            self.slots = slots
-            self.head = 0
-        }
+        self.ring = ring
     }
 }

@@ -49,7 +49,10 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         self.idStride = UInt64(max(options.clients, 1))
     }
 
-    deinit { self.builder.free() }
+    deinit {
+        self.builder.free()
+        for slot in self.clients.indices { self.clients[slot].inFlight.free() }
+    }
 
     @inline(__always) func countSent() {
         self.stats.sent += 1

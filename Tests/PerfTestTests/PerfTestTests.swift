@@ -73,19 +73,31 @@ struct PerfTestTests {
     @Test("the in-flight ring keeps order across growth and wrap-around")
     func inFlightRing() {
         var ring = InFlight()
-        var expected: [UInt64] = []
-        for round in 0..<50 {
-            for i in 0..<(round % 7 + 1) {
+        defer { ring.free() }
+        var expected: [(UInt64, UInt64)] = []
+        for round in 0..<200 {
+            // Grows for a while (the ring wraps and doubles), then drains to empty and starts over.
+            let pushes = round < 120 ? round % 7 + 1 : round % 3
+            for i in 0..<pushes {
                 let id = UInt64(round * 100 + i)
-                ring.push(id: id, at: id * 2)
-                expected.append(id)
+                ring.push(id: id, at: id * 2 + 1)
+                expected.append((id, id * 2 + 1))
             }
-            for _ in 0..<(round % 5) where !expected.isEmpty {
-                #expect(ring.first?.id == expected.removeFirst())
+            for _ in 0..<(round < 120 ? round % 5 : 6) where !expected.isEmpty {
+                let (id, time) = expected.removeFirst()
+                #expect(ring.first?.id == id)
+                #expect(ring.first?.time == time)
                 ring.removeFirst()
             }
             #expect(ring.count == expected.count)
+            #expect(ring.isEmpty == expected.isEmpty)
         }
+        ring.removeAll()
+        #expect(ring.first == nil)
+        ring.push(id: 1, at: 2)
+        ring.push(id: 3, at: 4)
+        ring.removeFirst()
+        #expect(ring.first?.id == 3)
     }
 
     @Test("the report's printf covers what the live line uses")
