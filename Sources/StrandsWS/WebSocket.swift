@@ -152,7 +152,9 @@ public final class WebSocket: TCPStreamDelegate {
         let shared = self.shared
         shared.corkOwner = self.identity
         var sink = Sink(socket: Unmanaged.passUnretained(self))
+        let wasOpen = self.phase == .open
         let result = self.parser.parse(bytes, into: &sink)
+        if wasOpen { self.handler.webSocketDidFinishRead(self) }
         if case .failed(let code, let reason) = result {
             self.fail(code, reason)  // Its close frame joins the cork, behind the replies before it.
         }

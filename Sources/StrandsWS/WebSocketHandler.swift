@@ -18,6 +18,13 @@ public protocol WebSocketHandler: AnyObject, Sendable {
     /// A whole message arrived. `message.bytes` is borrowed: valid only during this call.
     func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage)
 
+    /// Every message of one read from the network has been delivered (in pingpong traffic, one; under
+    /// load, dozens; possibly none). Called after each read that found the connection open, even if a
+    /// message of it closed or failed the connection. Frames sent from here still leave in that read's
+    /// one write. For work done once per read rather than once per message: one clock reading for a
+    /// batch of replies, say, or one flush of state the messages built up. The default does nothing.
+    func webSocketDidFinishRead(_ socket: WebSocket)
+
     /// A pong arrived (answers to ``WebSocket/sendPing(_:)``, or unsolicited). Pings are answered for you.
     func webSocket(_ socket: WebSocket, didReceivePong payload: UnsafeRawBufferPointer)
 
@@ -35,6 +42,7 @@ extension WebSocketHandler {
     public func respond(to request: HTTPRequest) -> HTTPResponse { .status(404) }
     public func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {}
     public func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {}
+    public func webSocketDidFinishRead(_ socket: WebSocket) {}
     public func webSocket(_ socket: WebSocket, didReceivePong payload: UnsafeRawBufferPointer) {}
     public func webSocketDidDrain(_ socket: WebSocket) {}
     public func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String) {}

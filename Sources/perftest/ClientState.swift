@@ -58,7 +58,14 @@ extension LoopRun: WebSocketHandler {
     // MARK: WebSocketHandler
 
     func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
-        let now = Clock.nanoseconds()
+        // One clock reading per read: a reply later in a burst is stamped when its read began to be
+        // handled, at most one read buffer's handling (tens of microseconds) early.
+        let identity = Unmanaged.passUnretained(socket).toOpaque()
+        if self.readTime == 0 || self.readSocket != identity {
+            self.readTime = Clock.nanoseconds()
+            self.readSocket = identity
+        }
+        let now = self.readTime
         let slot = Int(socket.userData)
         self.countReceived()
         if self.options.mode == .blast { return }
@@ -85,6 +92,10 @@ extension LoopRun: WebSocketHandler {
         } else if self.clients[slot].inFlight.isEmpty {
             self.clientDrained(slot)
         }
+    }
+
+    func webSocketDidFinishRead(_ socket: WebSocket) {
+        self.readTime = 0
     }
 
     func webSocketDidDrain(_ socket: WebSocket) {

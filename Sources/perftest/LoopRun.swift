@@ -35,6 +35,10 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// Each client's connection once it is open, at the same index.
     var sockets: [WebSocket?] = []
     var sending = true
+    /// The clock reading for the read being handled (0: none yet), and the connection it belongs to:
+    /// replies that arrive together share one reading instead of paying for one each.
+    @exclusivity(unchecked) var readTime: UInt64 = 0
+    @exclusivity(unchecked) var readSocket: UnsafeMutableRawPointer?
     var sweep: LoopTimer?
     var ramp: LoopTimer?
     var pending: [Int] = []

@@ -43,6 +43,36 @@ struct EndToEndTests {
         #expect(stats.errors == 0)
     }
 
+    @Test("the handler hears when a read's messages are all delivered, and what it sends then goes out")
+    func finishRead() async throws {
+        final class Batches: WebSocketHandler {
+            let events = Events<String>()
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) { self.events.post(message.text) }
+            func webSocketDidFinishRead(_ socket: WebSocket) {
+                self.events.post("|")
+                if socket.role == .server { socket.send(text: "read done") }
+            }
+        }
+        let serverSide = Batches()
+        let harness = try Harness(handler: serverSide)
+        defer { harness.shutdown() }
+        let client = Probe()
+        let socket = try await harness.connect("/ws/batches", handler: client).get()
+        #expect(await client.events.next() == .opened(path: "/ws/batches", subprotocol: nil))
+        // Three messages in one write arrive in one read: three deliveries, then one end of read.
+        socket.loop.execute {
+            let ws = socket.value
+            ws.withCork {
+                for text in ["a", "b", "c"] { ws.send(text: text) }
+            }
+        }
+        for expected in ["a", "b", "c", "|"] { #expect(await serverSide.events.next() == expected) }
+        #expect(await client.events.next() == .text("read done"))
+        socket.loop.execute { socket.value.send(text: "d") }
+        for expected in ["d", "|"] { #expect(await serverSide.events.next() == expected) }
+        #expect(await client.events.next() == .text("read done"))
+    }
+
     @Test("a client can send from its connect completion, and its handler hears the open after it")
     func sendFromCompletion() async throws {
         let serverSide = Probe(echo: true)
