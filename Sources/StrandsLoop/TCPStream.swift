@@ -9,14 +9,20 @@ import CUV
 ///
 /// Reading is off until ``startReading()``: set the ``delegate`` first.
 public final class TCPStream: LoopHandleOwner {
-    public let loop: Loop
-    let handle: UnsafeMutablePointer<uv_tcp_t>
+    // Stored properties in the order a read and a write use them, so that both touch one cache line of
+    // a stream met cold (with thousands of connections, every line is a miss): delegate, handle, flags,
+    // and the queue's `queued` buffer, whose emptiness lets a write go straight to the socket.
+
     /// Receives reads, drain, EOF and close. Held strongly until the stream closes.
     ///
     /// This and the state below are loop-confined and never accessed in overlapping ways (a read or a
     /// write completes before anything else touches them), so they skip Swift's dynamic exclusivity
     /// checks, which would otherwise be paid on every read and write.
     @exclusivity(unchecked) public var delegate: (any TCPStreamDelegate)?
+    let handle: UnsafeMutablePointer<uv_tcp_t>
+    @exclusivity(unchecked) var flags: Flags = []
+    @exclusivity(unchecked) var writes = WriteQueue()
+    public let loop: Loop
 
     /// Pending write bytes above which reading pauses, so a peer that sends without reading what it is sent
     /// cannot make this side buffer without bound. 1 MiB: a few hundred round trips of typical messages.
@@ -24,8 +30,6 @@ public final class TCPStream: LoopHandleOwner {
     /// Pending write bytes at or below which reading resumes after a pause.
     public var lowWaterMark: Int = 1 << 18
 
-    @exclusivity(unchecked) var flags: Flags = []
-    @exclusivity(unchecked) var writes = WriteQueue()
     var closeError: UVError?
     /// How many times reading was paused because pending writes passed ``highWaterMark``.
     public internal(set) var backpressurePauses = 0

@@ -10,8 +10,9 @@ import Glibc
 ///
 /// Both buffers are freed when the queue drains: an idle connection holds no write memory.
 struct WriteQueue {
-    var inFlight = RawBuffer()
+    // `queued` first: a write checks that it is empty, and that should not reach another cache line.
     var queued = RawBuffer()
+    var inFlight = RawBuffer()
     /// The one `uv_write_t`, allocated on the first write that had to wait and kept until close.
     var request: UnsafeMutablePointer<uv_write_t>?
 
