@@ -15,6 +15,9 @@ struct PerfTestBinaryTests {
         var stats: Stats
         var latency: Latency?
         var lossPercent: Double
+        var cpuSecondsPer1000: Double
+        var serverCPUSecondsPer1000: Double?
+        var serverPID: Int32?
     }
 
     func runPerfTest(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String, result: Result?) {
@@ -29,10 +32,16 @@ struct PerfTestBinaryTests {
     func noLoss(mode: String) throws {
         let server = try ServerProcess(["-quiet"])
         defer { server.stop() }
+        let pid = server.process.processIdentifier
         let (status, output, _, result) = try self.runPerfTest(
-            ["-host", "127.0.0.1:\(server.port)", "-clients", "20", "-duration", "1", "-mode", mode])
+            ["-host", "127.0.0.1:\(server.port)", "-clients", "20", "-duration", "1", "-mode", mode, "-server-pid", "\(pid)"])
         #expect(status == 0)
         let r = try #require(result)
+        // Both processes' CPU per 1,000 round trips, over the same window: plausible, non-zero figures.
+        #expect(r.serverPID == pid)
+        #expect(r.cpuSecondsPer1000 > 0 && r.cpuSecondsPer1000 < 1)
+        #expect(r.serverCPUSecondsPer1000.map { $0 > 0 && $0 < 1 } == true)
+        #expect(output.contains("server CPU:") && output.contains("(pid \(pid), same window; perftest/server "))
         #expect(r.mode == mode)
         #expect(r.stats.connected == 20)
         #expect(r.stats.sent > 1000)
@@ -67,6 +76,7 @@ struct PerfTestBinaryTests {
 
     @Test("bad flags and values exit 2", arguments: [
         ["-mode", "flood"], ["-clients", "0"], ["-host", "nocolon"], ["-duration", "-1"], ["-payload", "x"], ["--nope"],
+        ["-server-pid", "0"],
     ])
     func badFlags(arguments: [String]) throws {
         let (status, output, errors) = try run("perftest", arguments)
