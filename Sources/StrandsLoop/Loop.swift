@@ -209,12 +209,6 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         }
         return count
     }
-
-    /// Finds the `Loop` that owns a libuv loop pointer.
-    @inline(__always)
-    static func from(_ uvLoop: UnsafeMutablePointer<uv_loop_t>) -> Loop {
-        Unmanaged<Loop>.fromOpaque(uvLoop.pointee.data!).takeUnretainedValue()
-    }
 }
 
 /// An object whose `handle.data` points at it (retained) and that knows how to close its handle.

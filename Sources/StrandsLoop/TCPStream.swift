@@ -59,12 +59,6 @@ public final class TCPStream: LoopHandleOwner {
         self.handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
     }
 
-    @inline(__always)
-    static func from(_ handle: UnsafeMutableRawPointer) -> TCPStream {
-        let tcp = handle.assumingMemoryBound(to: uv_tcp_t.self)
-        return Unmanaged<TCPStream>.fromOpaque(tcp.pointee.data!).takeUnretainedValue()
-    }
-
     var stream: UnsafeMutablePointer<uv_stream_t> { cuv_tcp_as_stream(self.handle) }
 
     // MARK: State
