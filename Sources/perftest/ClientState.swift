@@ -88,7 +88,11 @@ extension LoopRun: WebSocketHandler {
             break
         }
         if self.clients[slot].sending {
-            self.pump(slot, socket, now: now)
+            if self.options.mode == .pingpong {
+                self.sendSoon(slot)
+            } else {
+                self.pump(slot, socket, now: now)
+            }
         } else if self.clients[slot].inFlight.isEmpty {
             self.clientDrained(slot)
         }

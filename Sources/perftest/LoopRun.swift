@@ -39,6 +39,13 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// replies that arrive together share one reading instead of paying for one each.
     @exclusivity(unchecked) var readTime: UInt64 = 0
     @exclusivity(unchecked) var readSocket: UnsafeMutableRawPointer?
+    /// Pingpong: clients whose reply came in and whose next message has not gone out yet. They are sent
+    /// in groups (``sendBatch``, or what is left when the loop's I/O callbacks are done), so the server
+    /// finds several requests per wake-up instead of being woken for each; while a group of replies
+    /// is handled its connections' state stays in cache for the sends.
+    @exclusivity(unchecked) var due: [Int] = []
+    static let sendBatch = 16
+    var afterPoll: LoopCheck?
     var sweep: LoopTimer?
     var ramp: LoopTimer?
     var pending: [Int] = []
@@ -107,6 +114,12 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             for slot in self.clients.indices { self.checkTimeout(slot, now: now, timeout: timeout) }
         }
         if self.options.mode == .blast { self.blastRound() }
+        if self.options.mode == .pingpong {
+            self.due.reserveCapacity(Self.sendBatch)
+            self.afterPoll = self.loop.afterEachPoll { [unowned self] in
+                if !self.due.isEmpty { self.sendDue() }
+            }
+        }
 
     }
 
@@ -135,6 +148,21 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
                 self.firstError = self.firstError ?? error.description
             }
         }
+    }
+
+    /// Queues client `slot`'s next message; a full group goes out at once.
+    @inline(__always)
+    func sendSoon(_ slot: Int) {
+        self.due.append(slot)
+        if self.due.count >= Self.sendBatch { self.sendDue() }
+    }
+
+    /// Sends the queued clients' next messages, each stamped with the clock as it goes out.
+    func sendDue() {
+        for slot in self.due {
+            if let socket = self.sockets[slot] { self.pump(slot, socket) }
+        }
+        self.due.removeAll(keepingCapacity: true)
     }
 
     /// The first connection error, to show the user what went wrong.
@@ -193,7 +221,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     func finish() -> (RunStats, Histogram<UInt64>) {
         self.sweep?.cancel()
         self.sweep = nil
-
+        self.afterPoll?.cancel()
+        self.afterPoll = nil
         var stats = self.stats
         for slot in self.clients.indices {
             self.clients[slot].sending = false

@@ -103,6 +103,34 @@ struct LoopTests {
         #expect(!fired)
     }
 
+    @Test("a check runs after each iteration's callbacks, and never again once cancelled")
+    func afterEachPoll() async throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        let handlesBefore = await onLoop(loop) { finish in finish(loop.handleCount) }
+        let log = await onLoop(loop) { finish in
+            var log: [String] = []
+            let check = loop.afterEachPoll { log.append("check") }
+            #expect(loop.handleCount == handlesBefore + 1)
+            loop.scheduleTimer(after: .milliseconds(5)) { log.append("timer 1") }
+            loop.scheduleTimer(after: .milliseconds(30)) {
+                log.append("timer 2")
+                check.cancel()
+                #expect(check.isDone)
+            }
+            // Iterations go on after the cancel (more timers), and the check must stay silent.
+            loop.scheduleTimer(after: .milliseconds(40)) { log.append("timer 3") }
+            loop.scheduleTimer(after: .milliseconds(60)) { finish(log) }
+        }
+        let first = try #require(log.firstIndex(of: "timer 1"))
+        let second = try #require(log.firstIndex(of: "timer 2"))
+        #expect(log[first + 1] == "check")  // The iteration that ran timer 1 ends with the check.
+        #expect(second > first + 1)
+        #expect(log[(second + 1)...] == ["timer 3"])
+        #expect(await onLoop(loop) { finish in finish(loop.handleCount) } == handlesBefore)
+    }
+
     @Test("a loop can run on a thread of the caller's choosing and stops on shutdown")
     func standaloneLoop() async throws {
         let loop = try Loop()
