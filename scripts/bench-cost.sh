@@ -4,7 +4,7 @@
 # (perftest -server-pid). With YARDSTICKS=<folder holding pingpong.c> it also drives the same server with
 # the lean C client ws-pingpong and compares perftest with it. Prints a Markdown table.
 #
-#   CONNECTIONS="100 1000 5000" DURATION=10 ROUNDS=3 YARDSTICKS=../shared/bench bash scripts/bench-cost.sh
+#   CONNECTIONS="100 1000 5000" DURATION=10 ROUNDS=3 YARDSTICKS=<folder holding pingpong.c> bash scripts/bench-cost.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
