@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what Strands needs to build on a fresh Debian/Ubuntu machine: libuv's headers and pkg-config.
+# Installs what Strands needs on a fresh Debian/Ubuntu machine: libuv's headers and pkg-config to build,
+# and Python 3 with venv for the scripts (Autobahn's kosoku, the interop server, port probes).
 # Swift itself (6.1 or later) must already be on PATH.
 set -euo pipefail
 
@@ -7,12 +8,15 @@ if ! command -v swift >/dev/null 2>&1; then
     echo "setup: swift is not on PATH; install Swift 6.1 or later from swift.org first" >&2
     exit 1
 fi
-if pkg-config --exists libuv 2>/dev/null; then
-    exit 0
-fi
+need=()
+pkg-config --exists libuv 2>/dev/null || need+=(libuv1-dev pkg-config)
+# Debian ships venv's pip bootstrap (ensurepip) separately, in python3-venv.
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3 python3-venv)
+[ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-echo "setup: installing libuv1-dev and pkg-config with apt-get" >&2
+echo "setup: installing ${need[*]} with apt-get" >&2
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libuv1-dev pkg-config >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 pkg-config --exists libuv || { echo "setup: libuv still not found by pkg-config" >&2; exit 1; }
+python3 -c 'import ensurepip, venv' || { echo "setup: python3 with venv still missing" >&2; exit 1; }

@@ -211,6 +211,16 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     }
 }
 
+/// Closes a handle whose `data` holds a retained owner: the close callback releases the owner and frees
+/// the handle's memory (allocated with `UnsafeMutablePointer.allocate`).
+func closeOwnedHandle(_ handle: UnsafeMutablePointer<uv_handle_t>) {
+    uv_close(handle) { handle in
+        let handle = handle!
+        Unmanaged<AnyObject>.fromOpaque(handle.pointee.data!).release()
+        UnsafeMutableRawPointer(handle).deallocate()
+    }
+}
+
 /// An object whose `handle.data` points at it (retained) and that knows how to close its handle.
 protocol LoopHandleOwner: AnyObject {
     /// Closes the handle because the loop is shutting down.

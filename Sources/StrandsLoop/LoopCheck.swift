@@ -36,11 +36,7 @@ public final class LoopCheck: LoopHandleOwner {
         guard !self.isDone else { return }
         self.isDone = true
         self.body = nil  // Breaks a cycle if the body captured the check.
-        uv_close(cuv_check_as_handle(self.handle)) { handle in
-            let handle = handle!
-            Unmanaged<AnyObject>.fromOpaque(handle.pointee.data!).release()
-            UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_check_t.self).deallocate()
-        }
+        closeOwnedHandle(cuv_check_as_handle(self.handle))
     }
 
     func closeForShutdown() { self.cancel() }

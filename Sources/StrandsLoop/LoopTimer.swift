@@ -43,11 +43,7 @@ public final class LoopTimer: LoopHandleOwner {
         guard !self.isDone else { return }
         self.isDone = true
         self.body = nil  // Breaks a cycle if the body captured the timer.
-        uv_close(cuv_timer_as_handle(self.handle)) { handle in
-            let handle = handle!
-            Unmanaged<AnyObject>.fromOpaque(handle.pointee.data!).release()
-            UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_timer_t.self).deallocate()
-        }
+        closeOwnedHandle(cuv_timer_as_handle(self.handle))
     }
 
     func closeForShutdown() { self.cancel() }

@@ -85,11 +85,7 @@ final class TCPListener: LoopHandleOwner {
     func close() {
         guard !self.closing else { return }
         self.closing = true
-        uv_close(cuv_tcp_as_handle(self.handle)) { handle in
-            let handle = handle!
-            Unmanaged<TCPListener>.fromOpaque(handle.pointee.data!).release()
-            UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_tcp_t.self).deallocate()
-        }
+        closeOwnedHandle(cuv_tcp_as_handle(self.handle))
     }
 
     func closeForShutdown() { self.close() }

@@ -60,11 +60,7 @@ extension LoopRun: WebSocketHandler {
     func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
         // One clock reading per read: a reply later in a burst is stamped when its read began to be
         // handled, at most one read buffer's handling (tens of microseconds) early.
-        let identity = Unmanaged.passUnretained(socket).toOpaque()
-        if self.readTime == 0 || self.readSocket != identity {
-            self.readTime = Clock.nanoseconds()
-            self.readSocket = identity
-        }
+        if self.readTime == 0 { self.readTime = Clock.nanoseconds() }
         let now = self.readTime
         let slot = Int(socket.userData)
         self.countReceived()

@@ -31,17 +31,17 @@ enum Clock {
     }
 
     /// CPU seconds this process has used.
-    static func processCPUSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-    }
+    static func processCPUSeconds() -> Double { Self.seconds(of: CLOCK_PROCESS_CPUTIME_ID) ?? 0 }
 
     /// CPU seconds (user + system, every thread) another process on this machine has used, to the
     /// nanosecond; `nil` once it is gone or when the kernel will not tell.
     static func processCPUSeconds(pid: Int32) -> Double? {
         var clock = clockid_t()
         guard clock_getcpuclockid(pid_t(pid), &clock) == 0 else { return nil }
+        return Self.seconds(of: clock)
+    }
+
+    private static func seconds(of clock: clockid_t) -> Double? {
         var now = timespec()
         guard clock_gettime(clock, &now) == 0 else { return nil }
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9

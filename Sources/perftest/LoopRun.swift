@@ -33,12 +33,11 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// Every client of this loop, connected or not; a socket's `userData` is its index here.
     @exclusivity(unchecked) var clients: [ClientState] = []
     /// Each client's connection once it is open, at the same index.
-    var sockets: [WebSocket?] = []
-    var sending = true
-    /// The clock reading for the read being handled (0: none yet), and the connection it belongs to:
+    @exclusivity(unchecked) var sockets: [WebSocket?] = []
+    @exclusivity(unchecked) var sending = true
+    /// The clock reading for the read being handled (0: none yet; `webSocketDidFinishRead` clears it):
     /// replies that arrive together share one reading instead of paying for one each.
     @exclusivity(unchecked) var readTime: UInt64 = 0
-    @exclusivity(unchecked) var readSocket: UnsafeMutableRawPointer?
     /// Pingpong: clients whose reply came in and whose next message has not gone out yet. They are sent
     /// in groups (``sendBatch``, or what is left when the loop's I/O callbacks are done), so the server
     /// finds several requests per wake-up instead of being woken for each; while a group of replies
@@ -120,7 +119,6 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
                 if !self.due.isEmpty { self.sendDue() }
             }
         }
-
     }
 
     private func connect(_ index: Int, configuration: WebSocketConfiguration) {
