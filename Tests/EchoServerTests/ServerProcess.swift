@@ -10,6 +10,7 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
     private let stderr = Pipe()
     private let output = Locked(Data())
     private let outputChanged = Events<Bool>()  // false at end of output
+    private let readerDone = DispatchSemaphore(value: 0)
 
     static func binary(_ name: String) -> URL {
         // The test bundle and the products of the package share one build folder.
@@ -26,19 +27,31 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
         let lines = LineWaiter()
         let output = self.output
         let changed = self.outputChanged
-        self.stdout.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            output.withLock { $0.append(data) }
-            changed.post(!data.isEmpty)
-            let text = String(decoding: output.withLock { $0 }, as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }) {
-                lines.post(String(line))
+        let done = self.readerDone
+        // A thread of its own reads the pipe with plain blocking reads. Foundation's readabilityHandler
+        // would watch the descriptor with a dispatch source, and libdispatch's epoll manager can crash
+        // when such a descriptor is closed while other tests spawn children that briefly inherit it.
+        let fd = self.stdout.fileHandleForReading.fileDescriptor
+        let reader = Thread {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = Glibc.read(fd, &buffer, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                let text = output.withLock { data -> String in
+                    data.append(contentsOf: buffer[0..<n])
+                    return String(decoding: data, as: UTF8.self)
+                }
+                changed.post(true)
+                if let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }) {
+                    lines.post(String(line))
+                }
             }
-            if data.isEmpty {
-                handle.readabilityHandler = nil  // At end of file the handler would fire again and again.
-                lines.post("EOF")
-            }
+            changed.post(false)
+            lines.post("EOF")
+            done.signal()
         }
+        reader.start()
         try self.process.run()
         let line = lines.wait()
         guard let range = line.range(of: "listening on "), let colon = line[range.upperBound...].firstIndex(of: " "),
@@ -83,10 +96,13 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
             kill(self.process.processIdentifier, SIGKILL)
             self.process.waitUntilExit()
         }
-        self.stdout.fileHandleForReading.readabilityHandler = nil
     }
 
-    deinit { self.stop() }
+    deinit {
+        self.stop()
+        // The reader ends at EOF, once the child is gone; wait so that the pipe outlives its reads.
+        self.readerDone.wait()
+    }
 }
 
 struct ProcessError: Error, CustomStringConvertible {
