@@ -14,7 +14,10 @@ struct Report: Codable, Sendable {
     var clients: Int
     var payloadBytes: Int
     var durationSeconds: Double
+    /// Connection set-up plus `-duration`: the rates are over this.
     var measuredSeconds: Double
+    /// The part of ``measuredSeconds`` before every client had connected or failed.
+    var setupSeconds: Double
     var stats: RunStats
     var sentPerSecond: Double
     var receivedPerSecond: Double
@@ -36,6 +39,7 @@ struct Report: Codable, Sendable {
         self.payloadBytes = result.options.payload
         self.durationSeconds = result.options.duration
         self.measuredSeconds = result.seconds
+        self.setupSeconds = result.setupSeconds
         self.stats = s
         self.sentPerSecond = Double(s.sent) / max(result.seconds, 1e-9)
         self.receivedPerSecond = Double(s.received) / max(result.seconds, 1e-9)
@@ -68,7 +72,8 @@ struct Report: Codable, Sendable {
         Output.line("=== Results ===")
         Output.line("Mode:            \(self.mode)")
         Output.line("Connected:       \(s.connected)/\(s.requested)")
-        Output.line("Duration:        \(fixed(self.measuredSeconds, 2))s")
+        Output.line("Duration:        \(fixed(self.measuredSeconds, 2))s (connecting \(fixed(self.setupSeconds, 2))s, "
+            + "then \(fixed(self.measuredSeconds - self.setupSeconds, 2))s with every client connected)")
         Output.line("Messages sent:   \(s.sent) (\(Int(self.sentPerSecond.rounded())) msg/s)")
         if self.mode == Mode.blast.rawValue {
             Output.line("Messages recv:   \(s.received) echoes read, not awaited (blast sends only)")

@@ -12,8 +12,11 @@ struct RunResult: Sendable {
     var options: RunOptions
     var stats: RunStats
     var histogram: Histogram<UInt64>
-    /// Seconds from the first connect to the deadline: the window rates are computed over.
+    /// Seconds from the first connect to the deadline (connection set-up plus `-duration`): the window
+    /// rates are computed over.
     var seconds: Double
+    /// Seconds from the first connect until every client had connected or failed; `-duration` follows.
+    var setupSeconds: Double
     var cpuSeconds: Double
     /// CPU seconds and round trips (messages sent, in blast mode) from the moment every client was
     /// connected to the deadline: the steady state, without connection set-up and the grace period.
@@ -42,37 +45,47 @@ enum Runner {
             run.loop.execute { run.start(indices: indices, configuration: configuration) }
         }
 
-        // Live line every 2 s until the deadline; meanwhile note when every client is connected.
-        let deadline = start + UInt64(options.duration * 1e9)
+        // `-duration` counts from the moment every client has connected or failed, so that setting up
+        // thousands of connections (or a long ramp-up) never eats into the window at full load. Each
+        // connect gives up at its timeout, and the wait is capped past that in any case.
+        let setupLimit = configuration.connectTimeout + configuration.handshakeTimeout + .seconds(5)
+        let connectCap = start + UInt64(options.rampup * 1e9) + UInt64(setupLimit.components.seconds) * 1_000_000_000
+        var deadline: UInt64?
+        var setupEnd = start
+        var nextLive = start + 2_000_000_000
         var lastSent = 0, lastReceived = 0, lastTime = start
         let counted = { runs.reduce(0) { $0 + (options.mode == .blast ? $1.live.sent : $1.live.received) } }
         var steadyStart: (cpu: Double, messages: Int, server: Double?)?
         let serverCPU = { options.serverPID.flatMap { Clock.processCPUSeconds(pid: $0) } }
         while true {
-            let now = Clock.nanoseconds()
-            if now >= deadline { break }
-            if steadyStart == nil {
-                let connected = runs.reduce(0) { $0 + $1.live.connected + $1.live.errors }
-                if connected >= options.clients {
+            var now = Clock.nanoseconds()
+            if deadline == nil {
+                let settled = runs.reduce(0) { $0 + $1.live.connected + $1.live.errors }
+                if settled >= options.clients || now >= connectCap {
                     steadyStart = (Clock.processCPUSeconds(), counted(), serverCPU())
-                } else {
-                    Self.sleep(until: min(deadline, now + 5_000_000))
-                    continue
+                    now = Clock.nanoseconds()
+                    setupEnd = now
+                    deadline = now + UInt64(options.duration * 1e9)
                 }
             }
-            let next = min(deadline, now + 2_000_000_000)
-            Self.sleep(until: next)
-            guard live, Clock.nanoseconds() < deadline || next == deadline else { continue }
-            let t = Clock.nanoseconds()
-            let sent = runs.reduce(0) { $0 + $1.live.sent }
-            let received = runs.reduce(0) { $0 + $1.live.received }
-            let connected = runs.reduce(0) { $0 + $1.live.connected }
-            let errors = runs.reduce(0) { $0 + $1.live.errors }
-            let dt = Double(t - lastTime) / 1e9
-            Output.line(String(format2: "[%5.1fs] conns %d/%d  sent %d (%d/s)  recv %d (%d/s)  errors %d",
-                               Double(t - start) / 1e9, connected, options.clients, sent, Int(Double(sent - lastSent) / dt),
-                               received, Int(Double(received - lastReceived) / dt), errors))
-            (lastSent, lastReceived, lastTime) = (sent, received, t)
+            if let deadline, now >= deadline { break }
+            if live && now >= nextLive {
+                let sent = runs.reduce(0) { $0 + $1.live.sent }
+                let received = runs.reduce(0) { $0 + $1.live.received }
+                let connected = runs.reduce(0) { $0 + $1.live.connected }
+                let errors = runs.reduce(0) { $0 + $1.live.errors }
+                let dt = Double(now - lastTime) / 1e9
+                Output.line(String(format2: "[%5.1fs] conns %d/%d  sent %d (%d/s)  recv %d (%d/s)  errors %d",
+                                   Double(now - start) / 1e9, connected, options.clients, sent,
+                                   Int(Double(sent - lastSent) / dt), received, Int(Double(received - lastReceived) / dt),
+                                   errors))
+                (lastSent, lastReceived, lastTime) = (sent, received, now)
+                nextLive += 2_000_000_000
+            }
+            // Until the deadline is known, look at the connection count every 5 ms.
+            var wake = deadline ?? (now + 5_000_000)
+            if live { wake = min(wake, nextLive) }
+            Self.sleep(until: wake)
         }
         let seconds = Double(Clock.nanoseconds() - start) / 1e9
         let steadyEnd = (cpu: Clock.processCPUSeconds(), messages: counted(), server: serverCPU())
@@ -101,6 +114,7 @@ enum Runner {
             firstError = firstError ?? run.loop.runAndWait { run.firstError } ?? nil
         }
         return RunResult(options: options, stats: stats, histogram: histogram, seconds: seconds,
+                         setupSeconds: Double(setupEnd - start) / 1e9,
                          cpuSeconds: Clock.processCPUSeconds() - cpuStart,
                          steadyCPUSeconds: steadyStart.map { steadyEnd.cpu - $0.cpu } ?? 0,
                          steadyMessages: steadyStart.map { steadyEnd.messages - $0.messages } ?? 0,

@@ -15,6 +15,7 @@ struct PerfTestBinaryTests {
         var stats: Stats
         var latency: Latency?
         var lossPercent: Double
+        var durationSeconds, measuredSeconds, setupSeconds: Double
         var cpuSecondsPer1000: Double
         var serverCPUSecondsPer1000: Double?
         var serverPID: Int32?
@@ -43,6 +44,9 @@ struct PerfTestBinaryTests {
         #expect(r.serverCPUSecondsPer1000.map { $0 > 0 && $0 < 1 } == true)
         #expect(output.contains("server CPU:") && output.contains("(pid \(pid), same window; perftest/server "))
         #expect(r.mode == mode)
+        // -duration is spent with every client connected: it starts once the last one is.
+        #expect(r.setupSeconds > 0 && r.setupSeconds < r.measuredSeconds)
+        #expect(r.measuredSeconds - r.setupSeconds >= r.durationSeconds - 0.001)
         #expect(r.stats.connected == 20)
         #expect(r.stats.sent > 1000)
         #expect(r.stats.received == r.stats.sent)

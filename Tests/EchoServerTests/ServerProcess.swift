@@ -86,9 +86,17 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
     func signal(_ signo: Int32) { kill(self.process.processIdentifier, signo) }
 
     /// Waits for the process to end and returns its status (bounded by the caller's time limit).
+    /// Its output is then complete: ``outputText`` holds every line it wrote.
     func waitForExit() -> Int32 {
         self.process.waitUntilExit()
+        self.waitForEndOfOutput()
         return self.process.terminationStatus
+    }
+
+    /// Returns once the reader has seen the end of the child's standard output.
+    private func waitForEndOfOutput() {
+        self.readerDone.wait()
+        self.readerDone.signal()  // Later callers (deinit) pass straight through.
     }
 
     func stop() {
@@ -101,7 +109,7 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
     deinit {
         self.stop()
         // The reader ends at EOF, once the child is gone; wait so that the pipe outlives its reads.
-        self.readerDone.wait()
+        self.waitForEndOfOutput()
     }
 }
 
