@@ -17,9 +17,9 @@ if [ ! -x "$VENV/bin/kosoku" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q kosoku
 fi
-swift build -c "$CONFIG" --product strands-autobahn 2>&1 | grep -E "error|warning: " >&2 || true
+. scripts/build.sh
+build_products "$CONFIG" strands-autobahn
 TOOL=$(swift build -c "$CONFIG" --show-bin-path)/strands-autobahn
-[ -x "$TOOL" ] || { echo "autobahn: build failed" >&2; exit 1; }
 
 pids=()
 cleanup() { for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done; }

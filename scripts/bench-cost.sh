@@ -18,10 +18,9 @@ if [ "$(nproc)" -lt 2 ]; then CLIENT_CPU=$SERVER_CPU; echo "bench: one CPU only;
 [ "$DURATION" -ge 5 ] || { echo "bench: DURATION must be at least 5 s" >&2; exit 2; }
 
 echo "bench: building echoserver and perftest (release)" >&2
-swift build -c release --product echoserver 2>&1 | grep -E "error" >&2 || true
-swift build -c release --product perftest 2>&1 | grep -E "error" >&2 || true
+. scripts/build.sh
+build_products release echoserver perftest
 BIN=$(swift build -c release --show-bin-path)
-[ -x "$BIN/perftest" ] && [ -x "$BIN/echoserver" ] || { echo "bench: build failed" >&2; exit 1; }
 
 C_CLIENT=""
 if [ -n "${YARDSTICKS:-}" ] && [ -f "$YARDSTICKS/pingpong.c" ]; then

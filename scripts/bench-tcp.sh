@@ -18,8 +18,8 @@ CPUS=$(nproc)
 if [ "$CPUS" -lt 2 ]; then CLIENT_CPU=$SERVER_CPU; echo "bench: one CPU only; server and client share it" >&2; fi
 
 echo "bench: building (release)" >&2
-swift build -c release --package-path Benchmarks --product tcp-pingpong 2>&1 | grep -E "error|warning: .*Strands" >&2 || true
-[ -x Benchmarks/.build/release/tcp-pingpong ] || { echo "bench: build failed" >&2; exit 1; }
+. scripts/build.sh
+BUILD_PACKAGE=Benchmarks build_products release tcp-pingpong
 PINGPONG=Benchmarks/.build/release/tcp-pingpong
 
 C_SERVER="" C_CLIENT=""

@@ -10,8 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "bench: building echoserver and perftest (release)" >&2
-swift build -c release --product echoserver 2>&1 | grep -E "error" >&2 || true
-swift build -c release --product perftest 2>&1 | grep -E "error" >&2 || true
+. scripts/build.sh
+build_products release echoserver perftest
 BIN=$(swift build -c release --show-bin-path)
-[ -x "$BIN/perftest" ] && [ -x "$BIN/echoserver" ] || { echo "bench: build failed" >&2; exit 1; }
 exec "$BIN/perftest" suite "$@"

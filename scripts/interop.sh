@@ -7,7 +7,8 @@ bash scripts/setup.sh
 VENV=.build-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c "import websockets" 2>/dev/null || "$VENV/bin/pip" install -q websockets
-swift build --product perftest 2>&1 | grep -E "error" >&2 || true
+. scripts/build.sh
+build_products debug perftest
 PERFTEST=$(swift build --show-bin-path)/perftest
 OUT=.build-interop
 mkdir -p "$OUT"
