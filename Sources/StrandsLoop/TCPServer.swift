@@ -158,7 +158,7 @@ extension TCPServer {
                 // Every other loop's socket binds the port the kernel picked for the first one.
                 let chosen = cuv_socket_port(fd)
                 if chosen < 0 {
-                    _ = cuv_close_fd(fd)
+                    for open in fds + [fd] { _ = cuv_close_fd(open) }
                     throw UVError(code: chosen, context: "getsockname")
                 }
                 address.port = Int(chosen)
@@ -184,7 +184,10 @@ extension TCPServer {
             switch result {
             case .success(let listener)?: listeners.append(listener)
             case .failure(let error)?: failure = error.with(context: "listen on \(address)")
-            case nil: failure = UVError.cancelled.with(context: "listen on \(address): loop is shutting down")
+            case nil:
+                // The loop refused the task, so no listener took the socket: it is still ours to close.
+                _ = cuv_close_fd(fd)
+                failure = UVError.cancelled.with(context: "listen on \(address): loop is shutting down")
             }
         }
         let server = TCPServer(address: address, listeners: listeners)

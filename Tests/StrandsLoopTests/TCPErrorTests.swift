@@ -54,7 +54,7 @@ struct TCPErrorTests {
     func connectTimeout() async throws {
         // A socket that listens with a backlog of 0 and never accepts: once its accept queue holds one
         // connection, Linux drops further SYNs, so the next connect hangs until our timeout.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)  // Not inherited by children other tests spawn.
         #expect(fd >= 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -107,6 +107,29 @@ struct TCPErrorTests {
             #expect(error.description == "bind 127.0.0.1:\(first.port): EADDRINUSE (address already in use)")
         }
         first.close()
+    }
+
+    @Test("listening on a group that has shut down fails and leaves no socket bound to the port")
+    func listenAfterShutdown() throws {
+        let group = try LoopGroup(loopCount: 2)
+        group.shutdown()
+        let port = try closedPort()
+        #expect(throws: UVError.self) {
+            _ = try group.listen(host: "127.0.0.1", port: port) { $0.close() }
+        }
+        // A socket left bound (even one that never listened) holds the port against a bind without
+        // SO_REUSEADDR.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(rc == 0, "port \(port) still bound: errno \(errno)")
     }
 
     @Test("listening on an address this machine does not have fails with EADDRNOTAVAIL")
