@@ -26,6 +26,16 @@ enum PerfTestMain {
 
     /// A loop group sized for the job, after making sure there are descriptors for every client.
     static func makeGroup(workers: Int, clients: Int) -> LoopGroup {
+        Self.ensureOpenFiles(clients: clients)
+        do {
+            return try LoopGroup(loopCount: workers == 0 ? System.availableCPUs : workers)
+        } catch {
+            die("perftest", "cannot start event loops: \(error)")
+        }
+    }
+
+    /// Raises the open-file limit, or stops with what to do when even the hard limit is too low.
+    static func ensureOpenFiles(clients: Int) {
         let limit = (try? System.raiseOpenFileLimit()) ?? 0
         // Each client is one socket; leave room for the loops' own descriptors and stdio.
         let needed = clients + 64
@@ -33,11 +43,6 @@ enum PerfTestMain {
             die("perftest", "\(clients) clients need about \(needed) open files, but this process may open \(limit) "
                 + "(the hard limit). Raise it (ulimit -Hn, /etc/security/limits.conf) or run fewer -clients, or "
                 + "spread the clients over several perftest processes.")
-        }
-        do {
-            return try LoopGroup(loopCount: workers == 0 ? System.availableCPUs : workers)
-        } catch {
-            die("perftest", "cannot start event loops: \(error)")
         }
     }
 }

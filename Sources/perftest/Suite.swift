@@ -11,6 +11,8 @@ extension PerfTestMain {
 
     static func suite(_ command: SuiteCommand) {
         let load = command.load
+        let mostClients = Self.rows.map(\.clients).max()!
+        Self.ensureOpenFiles(clients: mostClients)  // Before a server is started for nothing.
         var server: SpawnedServer?
         var url = load.url
         if load.host == nil {
@@ -29,7 +31,7 @@ extension PerfTestMain {
             Output.line("perftest suite: started echoserver (pid \(server!.pid)) on 127.0.0.1:\(server!.port), CPU "
                 + "\(command.serverCPU); perftest on CPU \((clientCPUs.isEmpty ? cpus : clientCPUs).map(String.init).joined(separator: ","))")
         }
-        let group = Self.makeGroup(workers: load.workers, clients: Self.rows.map(\.clients).max()!)
+        let group = Self.makeGroup(workers: load.workers, clients: mostClients)
         Output.line("perftest suite: target \(url), payload \(load.payload) bytes, \(group.loops.count) loop(s), "
             + "durations x\(command.scale)")
 

@@ -89,6 +89,17 @@ struct PerfTestBinaryTests {
         #expect(errors.hasPrefix("perftest: "))
     }
 
+    @Test("an open-file limit too low for 5,000 clients: the suite says so before it starts a server")
+    func suiteNeedsDescriptors() throws {
+        let prlimit = URL(fileURLWithPath: "/usr/bin/prlimit")
+        try #require(FileManager.default.isExecutableFile(atPath: prlimit.path), "util-linux's prlimit is missing")
+        let perftest = ServerProcess.binary("perftest").path
+        let (status, output, errors) = try run(executable: prlimit, ["--nofile=1000:3000", perftest, "suite", "-scale", "0.01"])
+        #expect(status == 1)
+        #expect(!output.contains("started echoserver"))
+        #expect(errors.hasPrefix("perftest: 5000 clients need about 5064 open files, but this process may open 3000"))
+    }
+
     @Test("the suite starts its own echoserver and prints the five rows, all connected, none lost")
     func suite() throws {
         let (status, output, errors) = try run("perftest", ["suite", "-scale", "0.03"])

@@ -137,8 +137,13 @@ extension FileHandle {
 /// Runs a binary to completion and returns (status, stdout, stderr). One that runs past `limit` is
 /// killed, so that a hung child fails its test instead of hanging the run.
 func run(_ binary: String, _ arguments: [String], limit: Double = 120) throws -> (Int32, String, String) {
+    try run(executable: ServerProcess.binary(binary), arguments, limit: limit)
+}
+
+/// ``run(_:_:limit:)`` for any executable.
+func run(executable: URL, _ arguments: [String], limit: Double = 120) throws -> (Int32, String, String) {
     let process = Process()
-    process.executableURL = ServerProcess.binary(binary)
+    process.executableURL = executable
     process.arguments = arguments
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
