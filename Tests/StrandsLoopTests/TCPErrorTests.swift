@@ -54,20 +54,8 @@ struct TCPErrorTests {
     func connectTimeout() async throws {
         // A socket that listens with a backlog of 0 and never accepts: once its accept queue holds one
         // connection, Linux drops further SYNs, so the next connect hangs until our timeout.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)  // Not inherited by children other tests spawn.
-        #expect(fd >= 0)
+        let (fd, port) = try boundLoopbackSocket(port: 0, backlog: 0)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && listen(fd, 0) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        #expect(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
         let group = try LoopGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
@@ -119,17 +107,8 @@ struct TCPErrorTests {
         }
         // A socket left bound (even one that never listened) holds the port against a bind without
         // SO_REUSEADDR.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        #expect(fd >= 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        #expect(rc == 0, "port \(port) still bound: errno \(errno)")
+        let (fd, _) = try boundLoopbackSocket(port: port)
+        close(fd)
     }
 
     @Test("listening on an address this machine does not have fails with EADDRNOTAVAIL")

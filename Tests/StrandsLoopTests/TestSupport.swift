@@ -1,6 +1,10 @@
 import StrandsLoop
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Runs `body` on `loop` and suspends until it calls `finish` (once; later calls are ignored).
 func onLoop<T: Sendable>(
     _ loop: Loop,
@@ -72,3 +76,33 @@ func closedPort() throws -> Int {
     return port
 }
 
+
+struct SocketFailure: Error, CustomStringConvertible {
+    let call: String, errno: Int32
+    var description: String { "\(self.call): errno \(self.errno)" }
+}
+
+/// A plain TCP socket bound to 127.0.0.1:`port` (0: any) without SO_REUSEADDR, listening with `backlog`
+/// if given. Close-on-exec, so children that other tests spawn do not inherit it. The caller closes it.
+func boundLoopbackSocket(port: Int, backlog: Int32? = nil) throws(SocketFailure) -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    if fd < 0 { throw SocketFailure(call: "socket", errno: errno) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let failed: String? = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            if bind(fd, pointer, length) != 0 { return "bind" }
+            if let backlog, listen(fd, backlog) != 0 { return "listen" }
+            return getsockname(fd, pointer, &length) != 0 ? "getsockname" : nil
+        }
+    }
+    if let failed {
+        let error = SocketFailure(call: failed, errno: errno)
+        close(fd)
+        throw error
+    }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
