@@ -17,6 +17,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -137,12 +140,40 @@ static inline int cuv_random_bytes(void *buf, size_t len) {
 /* A write to a socket the peer has reset raises SIGPIPE, whose default action
  * kills the process; a network server wants EPIPE from write(2) instead.
  * Ignores SIGPIPE unless the application installed its own handler. */
-/* Has the kernel send SIGTERM to this process when the thread that started it ends. Returns the
- * parent's pid as it is now, or a negative errno: a parent that ended before the call is not noticed,
- * so the caller compares the result with the parent it expects. */
-static inline int cuv_terminate_with_parent(void) {
+/* The thread behind cuv_terminate_with_parent: waits until the parent's pidfd turns readable (the
+ * parent process has exited), then sends this process SIGTERM. */
+static inline void *cuv_watch_parent(void *arg) {
+    struct pollfd parent = { .fd = (int)(intptr_t)arg, .events = POLLIN };
+    while (poll(&parent, 1, -1) < 0 && errno == EINTR) {}
+    kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+/* Has this process get SIGTERM once `parent`, the process that started it, ends. With a pidfd (Linux
+ * 5.3+) a small thread waits on the parent process itself. The fallback, PR_SET_PDEATHSIG, fires when
+ * the *thread* that started this process ends, which in a parent with a thread pool can be long
+ * before the parent does. Returns 0, -ESRCH when `parent` is not (or no longer) this process's
+ * parent, or another negative errno. */
+static inline int cuv_terminate_with_parent(int parent) {
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, parent, 0);  /* close-on-exec by definition */
+    if (fd >= 0) {
+        if (getppid() != parent) {
+            close(fd);
+            return -ESRCH;
+        }
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, cuv_watch_parent, (void *)(intptr_t)fd) == 0) {
+            pthread_detach(thread);
+            return 0;
+        }
+        close(fd);
+    } else if (errno == ESRCH) {
+        return -ESRCH;
+    }
+#endif
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) return -errno;
-    return (int)getppid();
+    return getppid() == parent ? 0 : -ESRCH;
 }
 
 static inline void cuv_ignore_sigpipe(void) {

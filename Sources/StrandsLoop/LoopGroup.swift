@@ -146,12 +146,16 @@ public enum System {
         return rc
     }
 
-    /// Has the kernel send this process SIGTERM when `parent`, the process that started it, ends: a
-    /// helper process then cannot outlive the tool that spawned it, even one killed outright.
+    /// Has this process get SIGTERM when `parent`, the process that started it, ends: a helper process
+    /// then cannot outlive the tool that spawned it, even one killed outright. A thread waits on the
+    /// parent's pidfd (Linux 5.3 and later); older kernels get `PR_SET_PDEATHSIG`, which fires when the
+    /// parent's spawning *thread* ends, so there the parent should spawn from a thread that lives as
+    /// long as it does.
     /// - Returns: `false` when `parent` is not (or no longer) this process's parent.
     public static func terminateWhenParentEnds(_ parent: Int32) throws(UVError) -> Bool {
-        let rc = cuv_terminate_with_parent()
-        if rc < 0 { throw UVError(code: Int32(rc), context: "prctl(PR_SET_PDEATHSIG)") }
-        return rc == parent
+        let rc = cuv_terminate_with_parent(parent)
+        if rc == -ESRCH { return false }
+        if rc < 0 { throw UVError(code: Int32(rc), context: "watch parent \(parent)") }
+        return true
     }
 }

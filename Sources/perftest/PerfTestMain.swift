@@ -13,6 +13,7 @@ enum PerfTestMain {
         Output.line("Target: \(options.url)  Mode: \(options.mode.rawValue)  Clients: \(options.clients)  "
             + "Duration: \(fixed(options.duration, 1))s  Payload: \(options.payload) bytes  Ramp-up: \(load.rampup)ms  "
             + "Loops: \(group.loops.count)")
+        Interrupt.install()
         let result = Runner.run(options, group: group, live: true)
         group.shutdown()
         let report = Report(result)
@@ -20,6 +21,7 @@ enum PerfTestMain {
         if let path = load.json {
             do { try report.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
         }
+        if let signal = result.interruptedBy { exit(128 + signal) }
         if result.stats.connected == 0 { exit(1) }
         exit(0)
     }

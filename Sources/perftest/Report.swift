@@ -30,6 +30,8 @@ struct Report: Codable, Sendable {
     var serverCPUSecondsPer1000: Double?
     var serverPID: Int32?
     var firstError: String?
+    /// Set when SIGINT or SIGTERM ended the run before its deadline: the name of the signal.
+    var stoppedBy: String?
 
     init(_ result: RunResult) {
         let s = result.stats
@@ -63,6 +65,7 @@ struct Report: Codable, Sendable {
             self.cpuSecondsPer1000 = result.cpuSeconds / Double(units) * 1000
         }
         self.firstError = result.firstError
+        self.stoppedBy = result.interruptedBy.map { $0 == SIGINT ? "SIGINT" : $0 == SIGTERM ? "SIGTERM" : "signal \($0)" }
     }
 
     /// The Go tool's results block, extended with what it does not tell.
@@ -72,6 +75,9 @@ struct Report: Codable, Sendable {
         Output.line("=== Results ===")
         Output.line("Mode:            \(self.mode)")
         Output.line("Connected:       \(s.connected)/\(s.requested)")
+        if let signal = self.stoppedBy {
+            Output.line("Stopped early:   \(signal) after \(fixed(self.measuredSeconds, 2))s of \(fixed(self.durationSeconds, 1))s")
+        }
         Output.line("Duration:        \(fixed(self.measuredSeconds, 2))s (connecting \(fixed(self.setupSeconds, 2))s, "
             + "then \(fixed(self.measuredSeconds - self.setupSeconds, 2))s with every client connected)")
         Output.line("Messages sent:   \(s.sent) (\(Int(self.sentPerSecond.rounded())) msg/s)")

@@ -25,6 +25,8 @@ struct RunResult: Sendable {
     /// The server's CPU seconds over the same steady window (with `-server-pid`).
     var serverSteadyCPUSeconds: Double?
     var firstError: String?
+    /// The signal that ended the run before its deadline, if one did.
+    var interruptedBy: Int32?
 }
 
 /// Runs one load test on a loop group: connect (spread over the ramp-up), send until the deadline,
@@ -69,6 +71,7 @@ enum Runner {
                 }
             }
             if let deadline, now >= deadline { break }
+            if Interrupt.signal != nil { break }
             if live && now >= nextLive {
                 let sent = runs.reduce(0) { $0 + $1.live.sent }
                 let received = runs.reduce(0) { $0 + $1.live.received }
@@ -85,8 +88,9 @@ enum Runner {
             // Until the deadline is known, look at the connection count every 5 ms.
             var wake = deadline ?? (now + 5_000_000)
             if live { wake = min(wake, nextLive) }
-            Self.sleep(until: wake)
+            if Interrupt.sleep(until: wake) { break }
         }
+        if deadline == nil { setupEnd = Clock.nanoseconds() }  // Stopped before every client had connected.
         let seconds = Double(Clock.nanoseconds() - start) / 1e9
         let steadyEnd = (cpu: Clock.processCPUSeconds(), messages: counted(), server: serverCPU())
 
@@ -121,18 +125,7 @@ enum Runner {
                          serverSteadyCPUSeconds: steadyStart.flatMap { start in
                              start.server.flatMap { before in steadyEnd.server.map { $0 - before } }
                          },
-                         firstError: firstError)
-    }
-
-    static func sleep(until deadline: UInt64) {
-        while true {
-            let now = Clock.nanoseconds()
-            if now >= deadline { return }
-            let wait = deadline - now
-            var request = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
-            var remaining = timespec()
-            if nanosleep(&request, &remaining) == 0 { return }
-        }
+                         firstError: firstError, interruptedBy: Interrupt.signal)
     }
 }
 

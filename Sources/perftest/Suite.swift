@@ -36,7 +36,8 @@ extension PerfTestMain {
             + "durations x\(command.scale)")
 
         var reports: [Report] = []
-        for row in Self.rows {
+        Interrupt.install()
+        for row in Self.rows where Interrupt.signal == nil {
             let options = load.runOptions(clients: row.clients, duration: row.seconds * command.scale, mode: row.mode, url: url,
                                           serverPID: server?.pid)
             Output.line("perftest suite: \(row.name): \(row.clients) clients, \(row.mode.rawValue), \(fixed(options.duration, 1)) s")
@@ -61,6 +62,10 @@ extension PerfTestMain {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             do { try encoder.encode(reports).write(to: URL(fileURLWithPath: path)) } catch { die("perftest", "cannot write \(path): \(error)") }
+        }
+        if let signal = Interrupt.signal {
+            Output.error("perftest suite: stopped by a signal after \(reports.count) of \(Self.rows.count) rows")
+            exit(128 + signal)
         }
         exit(reports.allSatisfy { $0.stats.connected > 0 } ? 0 : 1)
     }

@@ -21,7 +21,8 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
     /// Starts `echoserver` on port 0 with `arguments` and waits for its "listening on" line.
     init(_ arguments: [String] = []) throws {
         self.process.executableURL = Self.binary("echoserver")
-        self.process.arguments = ["-port", "0", "-host", "127.0.0.1"] + arguments
+        // -parent-pid: should this test process crash, its servers end with it instead of living on.
+        self.process.arguments = ["-port", "0", "-host", "127.0.0.1", "-parent-pid", "\(getpid())"] + arguments
         self.process.standardOutput = self.stdout
         self.process.standardError = self.stderr
         let lines = LineWaiter()
