@@ -9,11 +9,11 @@ enum PerfTestMain {
         let load = command.load
         let group = Self.makeGroup(workers: load.workers, clients: command.clients)
         let options = load.runOptions(clients: command.clients, duration: command.duration, mode: command.mode)
+        Interrupt.install()  // Before the banner: whoever reads it may signal at once.
         Output.line("PyStrands WebSocket performance test (Strands perftest)")
         Output.line("Target: \(options.url)  Mode: \(options.mode.rawValue)  Clients: \(options.clients)  "
             + "Duration: \(fixed(options.duration, 1))s  Payload: \(options.payload) bytes  Ramp-up: \(load.rampup)ms  "
             + "Loops: \(group.loops.count)")
-        Interrupt.install()
         let result = Runner.run(options, group: group, live: true)
         group.shutdown()
         let report = Report(result)

@@ -16,6 +16,7 @@ struct PerfTestBinaryTests {
         var latency: Latency?
         var lossPercent: Double
         var durationSeconds, measuredSeconds, setupSeconds: Double
+        var stoppedBy: String?
         var cpuSecondsPer1000: Double
         var serverCPUSecondsPer1000: Double?
         var serverPID: Int32?
@@ -44,6 +45,7 @@ struct PerfTestBinaryTests {
         #expect(r.serverCPUSecondsPer1000.map { $0 > 0 && $0 < 1 } == true)
         #expect(output.contains("server CPU:") && output.contains("(pid \(pid), same window; perftest/server "))
         #expect(r.mode == mode)
+        #expect(r.stoppedBy == nil)
         // -duration is spent with every client connected: it starts once the last one is.
         #expect(r.setupSeconds > 0 && r.setupSeconds < r.measuredSeconds)
         #expect(r.measuredSeconds - r.setupSeconds >= r.durationSeconds - 0.001)
@@ -67,6 +69,46 @@ struct PerfTestBinaryTests {
         #expect(status == 0)
         #expect((result?.stats.sent ?? 0) > 1000)
         #expect(output.contains("not awaited"))
+    }
+
+    @Test("SIGINT ends a run early: replies drained, results printed and written, exit 130")
+    func interrupted() throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { server.stop() }
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("perftest-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: json) }
+        let process = Process()
+        process.executableURL = ServerProcess.binary("perftest")
+        process.arguments = ["-host", "127.0.0.1:\(server.port)", "-clients", "10", "-duration", "60", "-mode", "pingpong",
+                             "-json", json.path]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let pid = process.processIdentifier
+        // Should the signal be ignored, the run would last a minute: end it sooner, and fail.
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 20, execute: watchdog)
+        defer { watchdog.cancel() }
+        var text = ""
+        while !text.contains("Target: ") {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        kill(pid, SIGINT)
+        text += String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        #expect(errors.contains("perftest: SIGINT: stopping early"))
+        #expect(text.contains("=== Results ==="))
+        #expect(text.contains("Stopped early:   SIGINT after "))
+        #expect(text.contains("Lost:            0 (0.00%)"))
+        let result = try #require((try? Data(contentsOf: json)).flatMap { try? JSONDecoder().decode(Result.self, from: $0) })
+        #expect(result.stoppedBy == "SIGINT")
+        #expect(result.measuredSeconds < 20)
+        #expect(result.stats.lost == 0 && result.stats.received == result.stats.sent)
     }
 
     @Test("a server that is not there: every client counted as refused, the cause printed, exit 1")
