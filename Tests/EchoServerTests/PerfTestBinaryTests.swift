@@ -77,30 +77,13 @@ struct PerfTestBinaryTests {
         defer { server.stop() }
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("perftest-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: json) }
-        let process = Process()
-        process.executableURL = ServerProcess.binary("perftest")
-        process.arguments = ["-host", "127.0.0.1:\(server.port)", "-clients", "10", "-duration", "60", "-mode", "pingpong",
-                             "-json", json.path]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let pid = process.processIdentifier
-        // Should the signal be ignored, the run would last a minute: end it sooner, and fail.
-        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 20, execute: watchdog)
-        defer { watchdog.cancel() }
-        var text = ""
-        while !text.contains("Target: ") {
-            let data = out.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
-        kill(pid, SIGINT)
-        text += String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 130)
+        // Should the signal be ignored, the run would last a minute: it is killed sooner, and fails.
+        let child = try Child("perftest", ["-host", "127.0.0.1:\(server.port)", "-clients", "10", "-duration", "60",
+                                           "-mode", "pingpong", "-json", json.path], limit: 20)
+        _ = child.readOutput(untilContains: "Target: ")
+        kill(child.pid, SIGINT)
+        let (status, text, errors) = child.finish()
+        #expect(status == 130)
         #expect(errors.contains("perftest: SIGINT: stopping early"))
         #expect(text.contains("=== Results ==="))
         #expect(text.contains("Stopped early:   SIGINT after "))
@@ -160,22 +143,11 @@ struct PerfTestBinaryTests {
 
     @Test("the suite's echoserver does not outlive a perftest that is killed outright")
     func suiteServerEndsWithPerfTest() throws {
-        let process = Process()
-        process.executableURL = ServerProcess.binary("perftest")
-        process.arguments = ["suite"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err  // The echoserver inherits this one: its end closes when both are gone.
-        try process.run()
-        var text = ""
-        while !text.contains("started echoserver (pid ") {
-            let data = out.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            text += String(decoding: data, as: UTF8.self)
-        }
+        // The echoserver inherits perftest's standard error: that pipe ends when both are gone.
+        let child = try Child("perftest", ["suite"], limit: 120)
+        let text = child.readOutput(untilContains: "started echoserver (pid ")
         let pid = text.split(separator: "(pid ").dropFirst().first.flatMap { Int32($0.prefix { $0.isNumber }) }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        kill(child.pid, SIGKILL)
         let server = try #require(pid, "no echoserver pid in: \(text)")
         // If the server lived on, its copy of the pipe would keep the read below from ever ending: kill
         // it after a while, so that the test fails instead of hanging.
@@ -185,7 +157,7 @@ struct PerfTestBinaryTests {
             kill(server, SIGKILL)
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + 20, execute: watchdog)
-        _ = err.fileHandleForReading.readDataToEndOfFile()
+        _ = child.finish()
         watchdog.cancel()
         #expect(!outlived.withLock { $0 }, "echoserver \(server) was still running 20 s after perftest was killed")
     }

@@ -138,26 +138,65 @@ extension FileHandle {
 /// Runs a binary to completion and returns (status, stdout, stderr). One that runs past `limit` is
 /// killed, so that a hung child fails its test instead of hanging the run.
 func run(_ binary: String, _ arguments: [String], limit: Double = 120) throws -> (Int32, String, String) {
-    try run(executable: ServerProcess.binary(binary), arguments, limit: limit)
+    try Child(executable: ServerProcess.binary(binary), arguments, limit: limit).finish()
 }
 
 /// ``run(_:_:limit:)`` for any executable.
 func run(executable: URL, _ arguments: [String], limit: Double = 120) throws -> (Int32, String, String) {
+    try Child(executable: executable, arguments, limit: limit).finish()
+}
+
+/// A child process with its standard output and error on pipes of their own, killed if it runs past
+/// `limit` seconds. Its output is read with plain blocking reads.
+final class Child {
     let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let pid = process.processIdentifier
-    let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
-    DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: watchdog)
-    defer { watchdog.cancel() }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    private let out = Pipe(), err = Pipe()
+    private let watchdog: DispatchWorkItem
+    private var outText = ""
+
+    init(executable: URL, _ arguments: [String], limit: Double) throws {
+        self.process.executableURL = executable
+        self.process.arguments = arguments
+        self.process.standardOutput = self.out
+        self.process.standardError = self.err
+        try self.process.run()
+        let pid = self.process.processIdentifier
+        self.watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: self.watchdog)
+    }
+
+    convenience init(_ binary: String, _ arguments: [String], limit: Double) throws {
+        try self.init(executable: ServerProcess.binary(binary), arguments, limit: limit)
+    }
+
+    var pid: Int32 { self.process.processIdentifier }
+
+    /// Reads standard output until it contains `text` or ends; returns what was read so far.
+    func readOutput(untilContains text: String) -> String {
+        while !self.outText.contains(text) {
+            let data = self.out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            self.outText += String(decoding: data, as: UTF8.self)
+        }
+        return self.outText
+    }
+
+    /// Reads both pipes to their end, waits for the exit: (status, all of stdout, stderr).
+    func finish() -> (Int32, String, String) {
+        self.outText += String(decoding: self.out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = String(decoding: self.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        self.process.waitUntilExit()
+        self.watchdog.cancel()
+        return (self.process.terminationStatus, self.outText, errors)
+    }
+
+    deinit {
+        self.watchdog.cancel()
+        if self.process.isRunning {
+            kill(self.pid, SIGKILL)
+            self.process.waitUntilExit()
+        }
+    }
 }
 
 /// One line handed from the pipe reader to the starting test (mutex + condition variable).
