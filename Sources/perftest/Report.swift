@@ -14,11 +14,12 @@ struct Report: Codable, Sendable {
     var clients: Int
     var payloadBytes: Int
     var durationSeconds: Double
-    /// Connection set-up plus `-duration`: the rates are over this.
+    /// Connection set-up plus `-duration`.
     var measuredSeconds: Double
     /// The part of ``measuredSeconds`` before every client had connected or failed.
     var setupSeconds: Double
     var stats: RunStats
+    /// Over the time every client was connected (the whole run if it was stopped before that).
     var sentPerSecond: Double
     var receivedPerSecond: Double
     /// lost / sent, in percent.
@@ -43,8 +44,15 @@ struct Report: Codable, Sendable {
         self.measuredSeconds = result.seconds
         self.setupSeconds = result.setupSeconds
         self.stats = s
-        self.sentPerSecond = Double(s.sent) / max(result.seconds, 1e-9)
-        self.receivedPerSecond = Double(s.received) / max(result.seconds, 1e-9)
+        // Rates over the time every client was connected, when there was such a time: a short run with
+        // thousands of clients would otherwise mostly measure their handshakes.
+        if let window = result.window, window.seconds > 0 {
+            self.sentPerSecond = Double(window.sent) / window.seconds
+            self.receivedPerSecond = Double(window.received) / window.seconds
+        } else {
+            self.sentPerSecond = Double(s.sent) / max(result.seconds, 1e-9)
+            self.receivedPerSecond = Double(s.received) / max(result.seconds, 1e-9)
+        }
         self.lossPercent = s.sent > 0 && result.options.mode != .blast ? Double(s.lost) * 100 / Double(s.sent) : 0
         let h = result.histogram
         if h.totalCount > 0 {

@@ -17,6 +17,9 @@ struct RunResult: Sendable {
     var seconds: Double
     /// Seconds from the first connect until every client had connected or failed; `-duration` follows.
     var setupSeconds: Double
+    /// The part with every client connected (set-up done, before the grace period): its seconds and
+    /// the messages sent and received in it. `nil` if the run was stopped before every client connected.
+    var window: (seconds: Double, sent: Int, received: Int)?
     var cpuSeconds: Double
     /// CPU seconds and round trips (messages sent, in blast mode) from the moment every client was
     /// connected to the deadline: the steady state, without connection set-up and the grace period.
@@ -57,14 +60,16 @@ enum Runner {
         var nextLive = start + 2_000_000_000
         var lastSent = 0, lastReceived = 0, lastTime = start
         let counted = { runs.reduce(0) { $0 + (options.mode == .blast ? $1.live.sent : $1.live.received) } }
-        var steadyStart: (cpu: Double, messages: Int, server: Double?)?
+        let totals = { (sent: runs.reduce(0) { $0 + $1.live.sent }, received: runs.reduce(0) { $0 + $1.live.received }) }
+        var steadyStart: (cpu: Double, messages: Int, server: Double?, sent: Int, received: Int)?
         let serverCPU = { options.serverPID.flatMap { Clock.processCPUSeconds(pid: $0) } }
         while true {
             var now = Clock.nanoseconds()
             if deadline == nil {
                 let settled = runs.reduce(0) { $0 + $1.live.connected + $1.live.errors }
                 if settled >= options.clients || now >= connectCap {
-                    steadyStart = (Clock.processCPUSeconds(), counted(), serverCPU())
+                    let (sent, received) = totals()
+                    steadyStart = (Clock.processCPUSeconds(), counted(), serverCPU(), sent, received)
                     now = Clock.nanoseconds()
                     setupEnd = now
                     deadline = now + UInt64(options.duration * 1e9)
@@ -92,7 +97,8 @@ enum Runner {
         }
         if deadline == nil { setupEnd = Clock.nanoseconds() }  // Stopped before every client had connected.
         let seconds = Double(Clock.nanoseconds() - start) / 1e9
-        let steadyEnd = (cpu: Clock.processCPUSeconds(), messages: counted(), server: serverCPU())
+        let steadyEnd = (cpu: Clock.processCPUSeconds(), messages: counted(), server: serverCPU(), totals: totals())
+        let windowEnd = Clock.nanoseconds()
 
         // Stop sending everywhere; wait for replies in flight, up to the grace period.
         let drained = Locked(0)
@@ -119,6 +125,8 @@ enum Runner {
         }
         return RunResult(options: options, stats: stats, histogram: histogram, seconds: seconds,
                          setupSeconds: Double(setupEnd - start) / 1e9,
+                         window: steadyStart.map { (Double(windowEnd - setupEnd) / 1e9,
+                                                    steadyEnd.totals.sent - $0.sent, steadyEnd.totals.received - $0.received) },
                          cpuSeconds: Clock.processCPUSeconds() - cpuStart,
                          steadyCPUSeconds: steadyStart.map { steadyEnd.cpu - $0.cpu } ?? 0,
                          steadyMessages: steadyStart.map { steadyEnd.messages - $0.messages } ?? 0,
