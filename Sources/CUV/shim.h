@@ -137,9 +137,6 @@ static inline int cuv_random_bytes(void *buf, size_t len) {
     return 0;
 }
 
-/* A write to a socket the peer has reset raises SIGPIPE, whose default action
- * kills the process; a network server wants EPIPE from write(2) instead.
- * Ignores SIGPIPE unless the application installed its own handler. */
 /* The thread behind cuv_terminate_with_parent: waits until the parent's pidfd turns readable (the
  * parent process has exited), then sends this process SIGTERM. */
 static inline void *cuv_watch_parent(void *arg) {
@@ -176,6 +173,9 @@ static inline int cuv_terminate_with_parent(int parent) {
     return getppid() == parent ? 0 : -ESRCH;
 }
 
+/* A write to a socket the peer has reset raises SIGPIPE, whose default action
+ * kills the process; a network server wants EPIPE from write(2) instead.
+ * Ignores SIGPIPE unless the application installed its own handler. */
 static inline void cuv_ignore_sigpipe(void) {
     struct sigaction current;
     if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL) {

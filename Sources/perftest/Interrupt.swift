@@ -32,13 +32,18 @@ enum Interrupt {
                     Output.error("perftest: second signal, exiting now")
                     exit(128 + signo)
                 }
-                Output.error("perftest: \(signo == SIGINT ? "SIGINT" : "SIGTERM"): stopping early, draining and reporting "
+                Output.error("perftest: \(Self.name(of: signo)): stopping early, draining and reporting "
                     + "(again to exit at once)")
                 Self.wake.signal()
             }
             source.resume()
             Self.sources.append(source)
         }
+    }
+
+    /// "SIGINT", "SIGTERM", or "signal N".
+    static func name(of signo: Int32) -> String {
+        signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "signal \(signo)"
     }
 
     /// Sleeps until `deadline` (``Clock/nanoseconds()``) or a stop request, whichever comes first.

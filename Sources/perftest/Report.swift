@@ -73,7 +73,7 @@ struct Report: Codable, Sendable {
             self.cpuSecondsPer1000 = result.cpuSeconds / Double(units) * 1000
         }
         self.firstError = result.firstError
-        self.stoppedBy = result.interruptedBy.map { $0 == SIGINT ? "SIGINT" : $0 == SIGTERM ? "SIGTERM" : "signal \($0)" }
+        self.stoppedBy = result.interruptedBy.map(Interrupt.name(of:))
     }
 
     /// The Go tool's results block, extended with what it does not tell.

@@ -21,10 +21,13 @@ struct RunResult: Sendable {
     /// the messages sent and received in it. `nil` if the run was stopped before every client connected.
     var window: (seconds: Double, sent: Int, received: Int)?
     var cpuSeconds: Double
-    /// CPU seconds and round trips (messages sent, in blast mode) from the moment every client was
-    /// connected to the deadline: the steady state, without connection set-up and the grace period.
+    /// CPU seconds from the moment every client was connected to the deadline: the steady state,
+    /// without connection set-up and the grace period.
     var steadyCPUSeconds: Double
-    var steadyMessages: Int
+    /// Round trips (messages sent, in blast mode) in that window; 0 without one.
+    var steadyMessages: Int {
+        self.window.map { self.options.mode == .blast ? $0.sent : $0.received } ?? 0
+    }
     /// The server's CPU seconds over the same steady window (with `-server-pid`).
     var serverSteadyCPUSeconds: Double?
     var firstError: String?
@@ -59,9 +62,8 @@ enum Runner {
         var setupEnd = start
         var nextLive = start + 2_000_000_000
         var lastSent = 0, lastReceived = 0, lastTime = start
-        let counted = { runs.reduce(0) { $0 + (options.mode == .blast ? $1.live.sent : $1.live.received) } }
         let totals = { (sent: runs.reduce(0) { $0 + $1.live.sent }, received: runs.reduce(0) { $0 + $1.live.received }) }
-        var steadyStart: (cpu: Double, messages: Int, server: Double?, sent: Int, received: Int)?
+        var steadyStart: (cpu: Double, server: Double?, sent: Int, received: Int)?
         let serverCPU = { options.serverPID.flatMap { Clock.processCPUSeconds(pid: $0) } }
         while true {
             var now = Clock.nanoseconds()
@@ -69,17 +71,15 @@ enum Runner {
                 let settled = runs.reduce(0) { $0 + $1.live.connected + $1.live.errors }
                 if settled >= options.clients || now >= connectCap {
                     let (sent, received) = totals()
-                    steadyStart = (Clock.processCPUSeconds(), counted(), serverCPU(), sent, received)
+                    steadyStart = (Clock.processCPUSeconds(), serverCPU(), sent, received)
                     now = Clock.nanoseconds()
                     setupEnd = now
                     deadline = now + UInt64(options.duration * 1e9)
                 }
             }
             if let deadline, now >= deadline { break }
-            if Interrupt.signal != nil { break }
             if live && now >= nextLive {
-                let sent = runs.reduce(0) { $0 + $1.live.sent }
-                let received = runs.reduce(0) { $0 + $1.live.received }
+                let (sent, received) = totals()
                 let connected = runs.reduce(0) { $0 + $1.live.connected }
                 let errors = runs.reduce(0) { $0 + $1.live.errors }
                 let dt = Double(now - lastTime) / 1e9
@@ -95,10 +95,10 @@ enum Runner {
             if live { wake = min(wake, nextLive) }
             if Interrupt.sleep(until: wake) { break }
         }
-        if deadline == nil { setupEnd = Clock.nanoseconds() }  // Stopped before every client had connected.
-        let seconds = Double(Clock.nanoseconds() - start) / 1e9
-        let steadyEnd = (cpu: Clock.processCPUSeconds(), messages: counted(), server: serverCPU(), totals: totals())
-        let windowEnd = Clock.nanoseconds()
+        let end = Clock.nanoseconds()
+        if deadline == nil { setupEnd = end }  // Stopped before every client had connected.
+        let seconds = Double(end - start) / 1e9
+        let steadyEnd = (cpu: Clock.processCPUSeconds(), server: serverCPU(), totals: totals())
 
         // Stop sending everywhere; wait for replies in flight, up to the grace period.
         let drained = Locked(0)
@@ -125,11 +125,10 @@ enum Runner {
         }
         return RunResult(options: options, stats: stats, histogram: histogram, seconds: seconds,
                          setupSeconds: Double(setupEnd - start) / 1e9,
-                         window: steadyStart.map { (Double(windowEnd - setupEnd) / 1e9,
+                         window: steadyStart.map { (Double(end - setupEnd) / 1e9,
                                                     steadyEnd.totals.sent - $0.sent, steadyEnd.totals.received - $0.received) },
                          cpuSeconds: Clock.processCPUSeconds() - cpuStart,
                          steadyCPUSeconds: steadyStart.map { steadyEnd.cpu - $0.cpu } ?? 0,
-                         steadyMessages: steadyStart.map { steadyEnd.messages - $0.messages } ?? 0,
                          serverSteadyCPUSeconds: steadyStart.flatMap { start in
                              start.server.flatMap { before in steadyEnd.server.map { $0 - before } }
                          },

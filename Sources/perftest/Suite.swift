@@ -13,6 +13,7 @@ extension PerfTestMain {
         let load = command.load
         let mostClients = Self.rows.map(\.clients).max()!
         Self.ensureOpenFiles(clients: mostClients)  // Before a server is started for nothing.
+        Interrupt.install()  // Before the server: a signal from here on ends the suite with its table.
         var server: SpawnedServer?
         var url = load.url
         if load.host == nil {
@@ -36,7 +37,6 @@ extension PerfTestMain {
             + "durations x\(command.scale)")
 
         var reports: [Report] = []
-        Interrupt.install()
         for row in Self.rows where Interrupt.signal == nil {
             let options = load.runOptions(clients: row.clients, duration: row.seconds * command.scale, mode: row.mode, url: url,
                                           serverPID: server?.pid)

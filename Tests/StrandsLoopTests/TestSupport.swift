@@ -76,7 +76,6 @@ func closedPort() throws -> Int {
     return port
 }
 
-
 struct SocketFailure: Error, CustomStringConvertible {
     let call: String, errno: Int32
     var description: String { "\(self.call): errno \(self.errno)" }
