@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # What perftest costs: pingpong against the echoserver (one loop, pinned to SERVER_CPU) from perftest
-# (one loop, pinned to CLIENT_CPU), CPU µs per round trip of both processes over the same window
-# (perftest -server-pid). With YARDSTICKS=<folder holding pingpong.c> it also drives the same server with
-# the lean C client ws-pingpong and compares perftest with it. Prints a Markdown table.
+# (one loop, pinned to CLIENT_CPU): CPU µs per round trip of both processes over the same interval.
+# With YARDSTICKS=<folder holding pingpong.c> the lean C client ws-pingpong drives the same server in
+# turn, with messages of the same size, and the table compares the two clients run by run.
 #
 #   CONNECTIONS="100 1000 5000" DURATION=10 ROUNDS=3 YARDSTICKS=<folder holding pingpong.c> bash scripts/bench-cost.sh
+#
+# Method, the same for both clients so that their ratios compare like with like:
+# - one echoserver per row; the two clients take turns against it (perftest first in odd rounds,
+#   ws-pingpong first in even ones), so a drift of the machine's speed hits both alike;
+# - each process's CPU time comes from /proc/PID/task/*/schedstat, read at SAMPLE_FROM s after the client
+#   starts and 1 s before its window ends, that is, while every connection is open and busy;
+# - round trips per second over that interval are the client's own figure for its window;
+# - ws-pingpong sends MESSAGE_BYTES-byte messages: the size of perftest's Go-format messages at
+#   -payload PAYLOAD (the envelope around the payload, `{"type":"pingpong","id":…,"ts":…,"data":"…"}`,
+#   is 64 bytes with a six-digit id).
+# The summary gives the median of each ratio over the rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,8 +25,11 @@ DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+PAYLOAD=${PAYLOAD:-64}
+MESSAGE_BYTES=${MESSAGE_BYTES:-$((PAYLOAD + 64))}
+SAMPLE_FROM=${SAMPLE_FROM:-3}
 if [ "$(nproc)" -lt 2 ]; then CLIENT_CPU=$SERVER_CPU; echo "bench: one CPU only; server and client share it" >&2; fi
-[ "$DURATION" -ge 5 ] || { echo "bench: DURATION must be at least 5 s" >&2; exit 2; }
+[ "$DURATION" -ge $((SAMPLE_FROM + 3)) ] || { echo "bench: DURATION must be at least $((SAMPLE_FROM + 3)) s" >&2; exit 2; }
 
 echo "bench: building echoserver and perftest (release)" >&2
 . scripts/build.sh
@@ -30,7 +44,11 @@ if [ -n "${YARDSTICKS:-}" ] && [ -f "$YARDSTICKS/pingpong.c" ]; then
 fi
 
 server_pid=""
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true; }
+client_pid=""
+cleanup() {
+    [ -n "$client_pid" ] && kill "$client_pid" 2>/dev/null || true
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 # Starts the echoserver; sets server_pid and port.
@@ -48,46 +66,84 @@ stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; serv
 # CPU nanoseconds of every thread of a process (schedstat's first field).
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
 field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-echo "Pingpong, 64-byte payload, ${DURATION} s per run; server on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU; $(date -u '+%F %H:%M') UTC"
+# Runs one client (perftest or ws) for N connections against the server; sets rate, client_us, server_us.
+measure() {
+    local which=$1 n=$2 log c0 s0 t0 c1 s1 t1
+    log=$(mktemp)
+    if [ "$which" = perftest ]; then
+        taskset -c "$CLIENT_CPU" "$BIN/perftest" -host "127.0.0.1:$port" -clients "$n" -mode pingpong \
+            -payload "$PAYLOAD" -duration "$DURATION" -workers 1 >"$log" 2>&1 &
+    else
+        taskset -c "$CLIENT_CPU" "$C_CLIENT" -p "$port" -u /ws/ -c "$n" -d "$DURATION" -s "$MESSAGE_BYTES" \
+            -C 1000 >"$log" 2>&1 &
+    fi
+    client_pid=$!
+    sleep "$SAMPLE_FROM"
+    c0=$(cpu_ns "$client_pid"); s0=$(cpu_ns "$server_pid"); t0=$(date +%s%N)
+    sleep $((DURATION - 1 - SAMPLE_FROM))
+    c1=$(cpu_ns "$client_pid"); s1=$(cpu_ns "$server_pid"); t1=$(date +%s%N)
+    wait "$client_pid" || true
+    client_pid=""
+    local connect
+    if [ "$which" = perftest ]; then
+        rate=$(sed -n 's/^Messages recv: *[0-9]* (\([0-9]*\) msg\/s).*/\1/p' "$log")
+        connect=$(sed -n 's/^Duration:.*(connecting \([0-9.]*\)s.*/\1/p' "$log")
+    else
+        local result
+        result=$(grep '^RESULT' "$log" || true)
+        rate=$(field "$result" recv_rate)
+        connect=$(field "$result" connect_s)
+    fi
+    rm -f "$log"
+    [ -n "$rate" ] && [ "$rate" != 0 ] || { echo "bench: $which reported no round trips" >&2; exit 1; }
+    if awk -v c="$connect" -v f="$SAMPLE_FROM" 'BEGIN {exit !(c > f - 0.5)}'; then
+        echo "bench: $which took ${connect}s to connect, into the sampled interval; raise SAMPLE_FROM" >&2
+    fi
+    # µs per round trip = CPU ns / (round trips per s × interval s) / 1000.
+    client_us=$(awk -v d=$((c1 - c0)) -v r="$rate" -v t=$((t1 - t0)) 'BEGIN {printf "%.2f", d / (r * t / 1e9) / 1000}')
+    server_us=$(awk -v d=$((s1 - s0)) -v r="$rate" -v t=$((t1 - t0)) 'BEGIN {printf "%.2f", d / (r * t / 1e9) / 1000}')
+}
+
+echo "Pingpong, ${PAYLOAD}-byte payload (ws-pingpong: ${MESSAGE_BYTES}-byte messages), ${DURATION} s per run," \
+    "CPU sampled from ${SAMPLE_FROM} s to 1 s before the end; server on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU;" \
+    "$(date -u '+%F %H:%M') UTC"
 echo
 if [ -n "$C_CLIENT" ]; then
-    echo "| clients | perftest rt/s | perftest µs/rt | server µs/rt | perftest / server | ws-pingpong rt/s | ws-pingpong µs/rt | server µs/rt | ws-pingpong / server | perftest / ws-pingpong |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| clients | round | perftest rt/s | perftest µs/rt | server µs/rt | perftest / server | ws-pingpong rt/s | ws-pingpong µs/rt | server µs/rt | ws-pingpong / server | perftest / ws-pingpong |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
 else
-    echo "| clients | perftest rt/s | perftest µs/rt | server µs/rt | perftest / server |"
-    echo "|---|---|---|---|---|"
+    echo "| clients | round | perftest rt/s | perftest µs/rt | server µs/rt | perftest / server |"
+    echo "|---|---|---|---|---|---|"
 fi
-for _ in $(seq 1 "$ROUNDS"); do
-    for n in $CONNECTIONS; do
-        start_server
-        out=$(taskset -c "$CLIENT_CPU" "$BIN/perftest" -host "127.0.0.1:$port" -clients "$n" -mode pingpong \
-            -duration "$DURATION" -workers 1 -server-pid "$server_pid")
-        stop_server
-        rate=$(sed -n 's/^Messages recv: *[0-9]* (\([0-9]*\) msg\/s).*/\1/p' <<<"$out")
-        pt=$(awk '/^perftest CPU:/ {print $3}' <<<"$out")
-        ps=$(awk '/^server CPU:/ {print $3}' <<<"$out")
-        row="| $n | $rate | $pt | $ps | $(awk -v a="$pt" -v b="$ps" 'BEGIN {printf "%.3f", a / b}')"
+summary=""
+for n in $CONNECTIONS; do
+    start_server
+    ps_ratios=""; ws_ratios=""; pw_ratios=""
+    for round in $(seq 1 "$ROUNDS"); do
+        order="perftest ws"
+        [ -n "$C_CLIENT" ] && [ $((round % 2)) -eq 0 ] && order="ws perftest"
+        [ -n "$C_CLIENT" ] || order="perftest"
+        for which in $order; do
+            measure "$which" "$n"
+            if [ "$which" = perftest ]; then p_rate=$rate; p_us=$client_us; p_server=$server_us
+            else w_rate=$rate; w_us=$client_us; w_server=$server_us; fi
+        done
+        ps=$(ratio "$p_us" "$p_server"); ps_ratios="$ps_ratios $ps"
+        row="| $n | $round | $p_rate | $p_us | $p_server | $ps"
         if [ -n "$C_CLIENT" ]; then
-            # ws-pingpong reports its own CPU share of its window; the server's is read over the middle of
-            # that window (2 s in, to 1 s before the end).
-            start_server
-            log=$(mktemp)
-            taskset -c "$CLIENT_CPU" "$C_CLIENT" -p "$port" -u /ws/ -c "$n" -d "$DURATION" -C 1000 >"$log" 2>&1 &
-            client=$!
-            sleep 2
-            s0=$(cpu_ns "$server_pid"); t0=$(date +%s%N)
-            sleep $((DURATION - 3))
-            s1=$(cpu_ns "$server_pid"); t1=$(date +%s%N)
-            wait "$client" || true
-            stop_server
-            result=$(grep '^RESULT' "$log" || true)
-            rm -f "$log"
-            crate=$(field "$result" recv_rate); cpct=$(field "$result" client_cpu_pct)
-            c=$(awk -v p="$cpct" -v r="$crate" 'BEGIN {printf "%.2f", p * 10000 / r}')
-            cs=$(awk -v d=$((s1 - s0)) -v r="$crate" -v t=$((t1 - t0)) 'BEGIN {printf "%.2f", d / (r * t / 1e9) / 1000}')
-            row="$row | $crate | $c | $cs | $(awk -v a="$c" -v b="$cs" 'BEGIN {printf "%.3f", a / b}') | $(awk -v a="$pt" -v b="$c" 'BEGIN {printf "%.3f", a / b}')"
+            ws=$(ratio "$w_us" "$w_server"); pw=$(ratio "$p_us" "$w_us")
+            ws_ratios="$ws_ratios $ws"; pw_ratios="$pw_ratios $pw"
+            row="$row | $w_rate | $w_us | $w_server | $ws | $pw"
         fi
         echo "$row |"
     done
+    stop_server
+    line="- $n clients, median of $ROUNDS: perftest / server $(median <<<"$ps_ratios")"
+    [ -n "$C_CLIENT" ] && line="$line, ws-pingpong / server $(median <<<"$ws_ratios"), perftest / ws-pingpong $(median <<<"$pw_ratios")"
+    summary="$summary$line"$'\n'
 done
+echo
+printf '%s' "$summary"

@@ -77,7 +77,11 @@ extension TCPStream {
         }
         if total == 0 { return }
         var written = 0
-        if !self.flags.contains(.writing) && self.writes.queued.isEmpty {
+        // Bytes are queued only while a uv_write is under way (`startWrite` sends them at once, and
+        // `didWrite` sends what came meanwhile), so one flag, on the line the read path has just
+        // touched, tells that nothing is queued.
+        assert(self.flags.contains(.writing) || self.writes.queued.isEmpty, "bytes queued with no write under way")
+        if !self.flags.contains(.writing) {
             // Nothing queued, so uv_try_write cannot overtake earlier bytes.
             let rc = uv_try_write(self.stream, bufs, UInt32(count))
             if rc == total { return }

@@ -85,7 +85,7 @@ extension LoopRun: WebSocketHandler {
         }
         if self.clients[slot].sending {
             if self.options.mode == .pingpong {
-                self.sendSoon(slot)
+                self.sendSoon(slot, socket)
             } else {
                 self.pump(slot, socket, now: now)
             }

@@ -42,7 +42,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// in groups (``sendBatch``, or what is left when the loop's I/O callbacks are done), so the server
     /// finds several requests per wake-up instead of being woken for each; while a group of replies
     /// is handled its connections' state stays in cache for the sends.
-    @exclusivity(unchecked) var due: [Int] = []
+    @exclusivity(unchecked) var due: [DueClient] = []
     static let sendBatch = 16
     var afterPoll: LoopCheck?
     var sweep: LoopTimer?
@@ -148,17 +148,28 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         }
     }
 
+    /// A client whose next pingpong message is due, with its connection.
+    ///
+    /// Unretained: a group is sent within the loop turn that filled it (at the latest by `afterPoll`,
+    /// a check handle), and a connection lives at least until the close callbacks at the end of that
+    /// turn (`sockets` holds it until then). So no retain and release, each touching the connection's
+    /// reference count, per message.
+    struct DueClient {
+        let slot: Int
+        let socket: Unmanaged<WebSocket>
+    }
+
     /// Queues client `slot`'s next message; a full group goes out at once.
     @inline(__always)
-    func sendSoon(_ slot: Int) {
-        self.due.append(slot)
+    func sendSoon(_ slot: Int, _ socket: WebSocket) {
+        self.due.append(DueClient(slot: slot, socket: .passUnretained(socket)))
         if self.due.count >= Self.sendBatch { self.sendDue() }
     }
 
     /// Sends the queued clients' next messages, each stamped with the clock as it goes out.
     func sendDue() {
-        for slot in self.due {
-            if let socket = self.sockets[slot] { self.pump(slot, socket) }
+        for client in self.due {
+            client.socket._withUnsafeGuaranteedRef { self.pump(client.slot, $0) }
         }
         self.due.removeAll(keepingCapacity: true)
     }
