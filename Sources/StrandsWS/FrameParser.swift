@@ -95,23 +95,17 @@ public struct FrameParser {
                     header = parsed
                     self.spillCount = 0
                 }
-                if let failure = self.check(header) { return self.fail(failure) }
-                self.frameOpcode = header.opcode
-                self.frameFin = header.fin
-                self.frameMasked = header.masked
-                self.maskKey = header.maskKey
-                self.maskPhase = 0
-                self.remaining = header.payloadLength
-                self.inPayload = true
+                if !self.isOrdinary(header), let failure = self.check(header) { return self.fail(failure) }
 
                 // The common case: a whole unfragmented data frame, or a whole control frame, in this
-                // buffer. Hand it over from where it lies.
-                if self.remaining <= count - p && (header.opcode.isControl || (header.fin && self.messageOpcode == nil)) {
-                    let payload = UnsafeMutableRawBufferPointer(start: base + p, count: self.remaining)
+                // buffer. Hand it over from where it lies; the frame state below is for frames that
+                // continue past this buffer, so this path leaves it alone.
+                if header.payloadLength <= count - p
+                    && (header.opcode.isControl || (header.fin && self.messageOpcode == nil))
+                {
+                    let payload = UnsafeMutableRawBufferPointer(start: base + p, count: header.payloadLength)
                     if header.masked { Masking.apply(key: header.maskKey, phase: 0, to: payload) }
-                    p += self.remaining
-                    self.remaining = 0
-                    self.inPayload = false
+                    p += header.payloadLength
                     let keepGoing: Bool
                     if header.opcode.isControl {
                         if let failure = Self.checkControl(header.opcode, payload) { return self.fail(failure) }
@@ -125,6 +119,13 @@ public struct FrameParser {
                     if !keepGoing { return .stopped(consumed: p) }
                     continue
                 }
+                self.frameOpcode = header.opcode
+                self.frameFin = header.fin
+                self.frameMasked = header.masked
+                self.maskKey = header.maskKey
+                self.maskPhase = 0
+                self.remaining = header.payloadLength
+                self.inPayload = true
                 if !header.opcode.isControl && header.opcode != .continuation {
                     self.messageOpcode = header.opcode
                     self.messageSize = 0
@@ -174,6 +175,16 @@ public struct FrameParser {
         self.failure = result
         self.release()
         return result
+    }
+
+    /// A whole text or binary message in one frame, as it should be: what nearly every frame is, and
+    /// what ``check(_:)`` passes. Tested first, inline, so that the common frame does not pay for
+    /// building (and copying) the optional result of the full checks.
+    @inline(__always)
+    private func isOrdinary(_ header: HeaderFields) -> Bool {
+        header.rsv == 0 && header.fin && header.masked == self.expectMasked
+            && (header.opcode == .text || header.opcode == .binary) && self.messageOpcode == nil
+            && header.payloadLength >= 0 && header.payloadLength <= self.maxMessageSize
     }
 
     /// Rules that the header alone decides.

@@ -24,7 +24,11 @@ public final class WebSocket: TCPStreamDelegate {
     // met cold, and every cache line it spans costs a miss.
     /// Eight bytes of application state kept inline in the connection: an index into the application's
     /// own table of per-connection records, say, which spares an object (and a cache miss) per message.
-    public var userData: UInt64 = 0
+    ///
+    /// Unchecked within this module. Swift still checks an access compiled in another module (an
+    /// application's read of it per message, say) dynamically, about 80 instructions each, unless that
+    /// module is built with `-enforce-exclusivity=unchecked`, as perftest is.
+    @exclusivity(unchecked) public var userData: UInt64 = 0
     var phase: Phase = .handshake
     public let role: Role
     let stream: TCPStream

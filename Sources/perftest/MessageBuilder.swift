@@ -22,6 +22,10 @@ struct MessageBuilder {
     private var cachedSeconds = UInt64.max
     private let secondsText: UnsafeMutableRawBufferPointer
     private var secondsLength = 0
+    /// The time the storage's `,"ts":…` holds, and where it starts: messages built at the same
+    /// microsecond (echo and blast send their bursts that way) share it and write only id and prefix.
+    private var cachedMicroseconds = UInt64.max
+    private var timeStart = 0
 
     init(type: String, payload: Int) {
         let prefix = Array("{\"type\":\"\(type)\",\"id\":".utf8)
@@ -51,6 +55,20 @@ struct MessageBuilder {
     mutating func build(id: UInt64, microseconds: UInt64) -> UnsafeRawBufferPointer {
         let base = self.storage.baseAddress!
         var p = self.tailStart
+        if microseconds == self.cachedMicroseconds {
+            p = self.timeStart
+        } else {
+            p = self.writeTime(microseconds, base)
+        }
+        self.putDigits(id, base, &p)
+        p -= self.prefix.count
+        (base + p).copyMemory(from: self.prefix.baseAddress!, byteCount: self.prefix.count)
+        return UnsafeRawBufferPointer(rebasing: self.storage[p...])
+    }
+
+    /// Writes `,"ts":S.UUUUUU` to end where the tail starts; returns where it starts.
+    private mutating func writeTime(_ microseconds: UInt64, _ base: UnsafeMutableRawPointer) -> Int {
+        var p = self.tailStart
         // ts, right to left: the fraction without its trailing zeros, then the cached `,"ts":` + seconds.
         let seconds = microseconds / 1_000_000
         var fraction = microseconds &- seconds &* 1_000_000
@@ -72,10 +90,9 @@ struct MessageBuilder {
         if seconds != self.cachedSeconds { self.renderSeconds(seconds) }
         p -= self.secondsLength
         (base + p).copyMemory(from: self.secondsText.baseAddress!, byteCount: self.secondsLength)
-        self.putDigits(id, base, &p)
-        p -= self.prefix.count
-        (base + p).copyMemory(from: self.prefix.baseAddress!, byteCount: self.prefix.count)
-        return UnsafeRawBufferPointer(rebasing: self.storage[p...])
+        self.cachedMicroseconds = microseconds
+        self.timeStart = p
+        return p
     }
 
     private mutating func renderSeconds(_ seconds: UInt64) {

@@ -110,9 +110,9 @@ struct Report: Codable, Sendable {
             Output.line("Latency max:     \(fixed(l.maxMs, 3))ms")
         }
         let unit = self.mode == Mode.blast.rawValue ? "messages sent" : "round trips"
-        Output.line("perftest CPU:    \(fixed(self.cpuSecondsPer1000 * 1000, 2)) ms per 1,000 \(unit)")
+        Output.line("perftest CPU:    \(cpuMilliseconds(self.cpuSecondsPer1000)) ms per 1,000 \(unit)")
         if let server = self.serverCPUSecondsPer1000, let pid = self.serverPID {
-            Output.line("server CPU:      \(fixed(server * 1000, 2)) ms per 1,000 \(unit) (pid \(pid), same window; "
+            Output.line("server CPU:      \(cpuMilliseconds(server)) ms per 1,000 \(unit) (pid \(pid), same window; "
                 + "perftest/server \(fixed(self.cpuSecondsPer1000 / max(server, 1e-12), 3)))")
         }
     }
@@ -122,4 +122,11 @@ struct Report: Codable, Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(self).write(to: URL(fileURLWithPath: path))
     }
+}
+
+/// CPU milliseconds per 1,000 round trips, from seconds: three decimals below 1 ms (echo and blast cost
+/// a few tenths), so that two runs' figures can be told apart; two above.
+func cpuMilliseconds(_ seconds: Double) -> String {
+    let milliseconds = seconds * 1000
+    return fixed(milliseconds, milliseconds < 1 ? 3 : 2)
 }

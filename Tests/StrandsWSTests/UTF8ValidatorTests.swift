@@ -62,4 +62,24 @@ struct UTF8ValidatorTests {
             }
         }
     }
+
+    @Test("the ASCII pass finds a high byte at any position of any length up to 100, and whole messages with one stay checked")
+    func asciiPass() {
+        for length in 0...100 {
+            let ascii = [UInt8](repeating: UInt8(ascii: "x"), count: length)
+            #expect(ascii.withUnsafeBytes { UTF8Validator.isASCII($0) }, "length \(length)")
+            #expect(self.valid(ascii))
+            for position in 0..<length {
+                var bytes = ascii
+                bytes[position] = 0x80  // A stray continuation byte: not ASCII, and not UTF-8 either.
+                #expect(!bytes.withUnsafeBytes { UTF8Validator.isASCII($0) }, "length \(length) at \(position)")
+                #expect(!self.valid(bytes), "length \(length) at \(position)")
+                if position + 1 < length {
+                    bytes[position] = 0xC3  // "é": not ASCII, but valid.
+                    bytes[position + 1] = 0xA9
+                    #expect(self.valid(bytes), "length \(length) at \(position)")
+                }
+            }
+        }
+    }
 }
