@@ -18,6 +18,46 @@ struct ClientState {
     init(firstID: UInt64) { self.nextID = firstID }
 }
 
+/// The clients of one loop, in memory of their own. Its capacity (the loop's share of the clients) is
+/// known when the run starts, so it never grows, and an access is a plain address computation: no
+/// copy-on-write uniqueness check, as an array's mutation makes, and a bounds check only in debug builds.
+struct ClientTable {
+    private let base: UnsafeMutablePointer<ClientState>
+    let capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        self.base = .allocate(capacity: max(capacity, 1))
+        self.capacity = capacity
+    }
+
+    var indices: Range<Int> { 0..<self.count }
+
+    subscript(slot: Int) -> ClientState {
+        @inline(__always) unsafeAddress {
+            assert(slot >= 0 && slot < self.count, "client \(slot) of \(self.count)")
+            return UnsafePointer(self.base + slot)
+        }
+        @inline(__always) nonmutating unsafeMutableAddress {
+            assert(slot >= 0 && slot < self.count, "client \(slot) of \(self.count)")
+            return self.base + slot
+        }
+    }
+
+    mutating func append(_ client: ClientState) {
+        precondition(self.count < self.capacity, "more clients than the loop's share")
+        (self.base + self.count).initialize(to: client)
+        self.count += 1
+    }
+
+    /// Frees the table (not the clients' in-flight rings: ``InFlight/free()`` each first).
+    mutating func free() {
+        self.base.deinitialize(count: self.count)
+        self.base.deallocate()
+        self.count = 0
+    }
+}
+
 /// The client side of every connection of a loop: the state machine of each mode, driven by the loop's
 /// events. `LoopRun` is the one handler of all its connections.
 extension LoopRun: WebSocketHandler {

@@ -33,7 +33,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     @exclusivity(unchecked) var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000,
                                                              numberOfSignificantValueDigits: .three)
     /// Every client of this loop, connected or not; a socket's `userData` is its index here.
-    @exclusivity(unchecked) var clients: [ClientState] = []
+    @exclusivity(unchecked) var clients = ClientTable(capacity: 0)
     /// Each client's connection once it is open, at the same index.
     @exclusivity(unchecked) var sockets: [WebSocket?] = []
     @exclusivity(unchecked) var sending = true
@@ -64,6 +64,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     deinit {
         self.builder.free()
         for slot in self.clients.indices { self.clients[slot].inFlight.free() }
+        self.clients.free()
     }
 
     @inline(__always) func countSent() {
@@ -86,6 +87,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// Connects the clients with these global indices, each at its ramp-up offset.
     func start(indices: [Int], configuration: WebSocketConfiguration) {
         self.stats.requested = indices.count
+        self.clients.free()
+        self.clients = ClientTable(capacity: indices.count)
         let interval = self.options.clients > 1 ? self.options.rampup / Double(self.options.clients) : 0
         if interval <= 0 {
             for index in indices { self.connect(index, configuration: configuration) }

@@ -160,13 +160,16 @@ extension MessageBuilder {
     /// The decimal number (at most 19 digits) at `start`, or `nil` when no digit is there.
     @inline(__always)
     private static func digits(_ bytes: UnsafeRawBufferPointer, from start: Int) -> UInt64? {
+        guard start < bytes.count, let base = bytes.baseAddress else { return nil }
+        let end = min(bytes.count, start + 19)
         var j = start
         var value: UInt64 = 0
-        while j < bytes.count && j - start < 19 {
-            let digit = bytes[j] &- 48
+        while j < end {
+            // Safe: start <= j < end <= bytes.count.
+            let digit = base.load(fromByteOffset: j, as: UInt8.self) &- 48
             guard digit < 10 else { break }
             value = value &* 10 &+ UInt64(digit)
-            j += 1
+            j &+= 1
         }
         return j > start ? value : nil
     }
