@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What perftest costs: pingpong against the echoserver (one loop, pinned to SERVER_CPU) from perftest
-# (one loop, pinned to CLIENT_CPU): CPU µs per round trip of both processes over the same interval.
+# (one loop, pinned to CLIENT_CPU): CPU ns per round trip of both processes over the same interval.
 # With YARDSTICKS=<folder holding pingpong.c> the lean C client ws-pingpong drives the same server in
 # turn, with messages of the same size, and the table compares the two clients run by run.
 #
 #   CONNECTIONS="100 1000 5000" DURATION=10 ROUNDS=3 YARDSTICKS=<folder holding pingpong.c> bash scripts/bench-cost.sh
+#   MODE=echo WINDOW=64 CONNECTIONS=500 ...   (pipelined: perftest -mode echo against ws-pingpong -m window)
 #
 # Method, the same for both clients so that their ratios compare like with like:
 # - one echoserver per row; the two clients take turns against it (perftest first in odd rounds,
@@ -26,6 +27,13 @@ ROUNDS=${ROUNDS:-3}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 PAYLOAD=${PAYLOAD:-64}
+MODE=${MODE:-pingpong}
+WINDOW=${WINDOW:-64}
+case "$MODE" in
+    pingpong) C_MODE=(-m pingpong); P_MODE=(-mode pingpong) ;;
+    echo) C_MODE=(-m window -w "$WINDOW"); P_MODE=(-mode echo -window "$WINDOW") ;;
+    *) echo "bench: MODE must be pingpong or echo" >&2; exit 2 ;;
+esac
 MESSAGE_BYTES=${MESSAGE_BYTES:-$((PAYLOAD + 64))}
 SAMPLE_FROM=${SAMPLE_FROM:-3}
 if [ "$(nproc)" -lt 2 ]; then CLIENT_CPU=$SERVER_CPU; echo "bench: one CPU only; server and client share it" >&2; fi
@@ -69,16 +77,16 @@ field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-# Runs one client (perftest or ws) for N connections against the server; sets rate, client_us, server_us.
+# Runs one client (perftest or ws) for N connections against the server; sets rate, client_ns, server_ns.
 measure() {
     local which=$1 n=$2 log c0 s0 t0 c1 s1 t1
     log=$(mktemp)
     if [ "$which" = perftest ]; then
-        taskset -c "$CLIENT_CPU" "$BIN/perftest" -host "127.0.0.1:$port" -clients "$n" -mode pingpong \
+        taskset -c "$CLIENT_CPU" "$BIN/perftest" -host "127.0.0.1:$port" -clients "$n" "${P_MODE[@]}" \
             -payload "$PAYLOAD" -duration "$DURATION" -workers 1 >"$log" 2>&1 &
     else
         taskset -c "$CLIENT_CPU" "$C_CLIENT" -p "$port" -u /ws/ -c "$n" -d "$DURATION" -s "$MESSAGE_BYTES" \
-            -C 1000 >"$log" 2>&1 &
+            "${C_MODE[@]}" -C 1000 >"$log" 2>&1 &
     fi
     client_pid=$!
     sleep "$SAMPLE_FROM"
@@ -102,20 +110,20 @@ measure() {
     if awk -v c="$connect" -v f="$SAMPLE_FROM" 'BEGIN {exit !(c > f - 0.5)}'; then
         echo "bench: $which took ${connect}s to connect, into the sampled interval; raise SAMPLE_FROM" >&2
     fi
-    # µs per round trip = CPU ns / (round trips per s × interval s) / 1000.
-    client_us=$(awk -v d=$((c1 - c0)) -v r="$rate" -v t=$((t1 - t0)) 'BEGIN {printf "%.2f", d / (r * t / 1e9) / 1000}')
-    server_us=$(awk -v d=$((s1 - s0)) -v r="$rate" -v t=$((t1 - t0)) 'BEGIN {printf "%.2f", d / (r * t / 1e9) / 1000}')
+    # ns per round trip = CPU ns / (round trips per s × interval s).
+    client_ns=$(awk -v d=$((c1 - c0)) -v r="$rate" -v t=$((t1 - t0)) 'BEGIN {printf "%.1f", d / (r * t / 1e9)}')
+    server_ns=$(awk -v d=$((s1 - s0)) -v r="$rate" -v t=$((t1 - t0)) 'BEGIN {printf "%.1f", d / (r * t / 1e9)}')
 }
 
-echo "Pingpong, ${PAYLOAD}-byte payload (ws-pingpong: ${MESSAGE_BYTES}-byte messages), ${DURATION} s per run," \
+echo "$MODE$([ "$MODE" = echo ] && echo " (window $WINDOW)"), ${PAYLOAD}-byte payload (ws-pingpong: ${MESSAGE_BYTES}-byte messages), ${DURATION} s per run," \
     "CPU sampled from ${SAMPLE_FROM} s to 1 s before the end; server on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU;" \
     "$(date -u '+%F %H:%M') UTC"
 echo
 if [ -n "$C_CLIENT" ]; then
-    echo "| clients | round | perftest rt/s | perftest µs/rt | server µs/rt | perftest / server | ws-pingpong rt/s | ws-pingpong µs/rt | server µs/rt | ws-pingpong / server | perftest / ws-pingpong |"
+    echo "| clients | round | perftest rt/s | perftest ns/rt | server ns/rt | perftest / server | ws-pingpong rt/s | ws-pingpong ns/rt | server ns/rt | ws-pingpong / server | perftest / ws-pingpong |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
 else
-    echo "| clients | round | perftest rt/s | perftest µs/rt | server µs/rt | perftest / server |"
+    echo "| clients | round | perftest rt/s | perftest ns/rt | server ns/rt | perftest / server |"
     echo "|---|---|---|---|---|---|"
 fi
 summary=""
@@ -128,15 +136,15 @@ for n in $CONNECTIONS; do
         [ -n "$C_CLIENT" ] || order="perftest"
         for which in $order; do
             measure "$which" "$n"
-            if [ "$which" = perftest ]; then p_rate=$rate; p_us=$client_us; p_server=$server_us
-            else w_rate=$rate; w_us=$client_us; w_server=$server_us; fi
+            if [ "$which" = perftest ]; then p_rate=$rate; p_ns=$client_ns; p_server=$server_ns
+            else w_rate=$rate; w_ns=$client_ns; w_server=$server_ns; fi
         done
-        ps=$(ratio "$p_us" "$p_server"); ps_ratios="$ps_ratios $ps"
-        row="| $n | $round | $p_rate | $p_us | $p_server | $ps"
+        ps=$(ratio "$p_ns" "$p_server"); ps_ratios="$ps_ratios $ps"
+        row="| $n | $round | $p_rate | $p_ns | $p_server | $ps"
         if [ -n "$C_CLIENT" ]; then
-            ws=$(ratio "$w_us" "$w_server"); pw=$(ratio "$p_us" "$w_us")
+            ws=$(ratio "$w_ns" "$w_server"); pw=$(ratio "$p_ns" "$w_ns")
             ws_ratios="$ws_ratios $ws"; pw_ratios="$pw_ratios $pw"
-            row="$row | $w_rate | $w_us | $w_server | $ws | $pw"
+            row="$row | $w_rate | $w_ns | $w_server | $ws | $pw"
         fi
         echo "$row |"
     done
