@@ -128,17 +128,20 @@ extension LoopRun: WebSocketHandler {
             break
         }
         if self.clients[slot].sending {
-            if self.options.mode == .pingpong {
-                self.sendSoon(slot, socket)
-            } else {
-                self.pump(slot, socket, now: now)
-            }
+            // Echo refills its window once per read, in `webSocketDidFinishRead`, as many messages at a
+            // time as the read's replies made room for.
+            if self.options.mode == .pingpong { self.sendSoon(slot, socket) }
         } else if self.clients[slot].inFlight.isEmpty {
             self.clientDrained(slot)
         }
     }
 
     func webSocketDidFinishRead(_ socket: WebSocket) {
+        // A read with replies in it (it set `readTime`): echo sends the next messages now, still inside
+        // the read's cork, so they leave in the one write the read ends with.
+        if self.options.mode == .echo && self.readTime != 0 {
+            self.pump(Int(socket.userData), socket, now: self.readTime)
+        }
         self.readTime = 0
     }
 
