@@ -39,8 +39,15 @@ public struct RawBuffer {
         return tail
     }
 
+    @inline(__always)
     public mutating func reserve(_ needed: Int) {
-        guard needed > self.capacity else { return }
+        if needed > self.capacity { self.grow(to: needed) }
+    }
+
+    /// The slow path of ``reserve(_:)``, kept out of line so that appending stays small enough to be
+    /// inlined into callers in other modules.
+    @inline(never)
+    mutating func grow(to needed: Int) {
         let newCapacity = max(needed, self.capacity * 2, 256)
         guard let grown = realloc(self.base, newCapacity) else {
             fatalError("out of memory growing a buffer to \(newCapacity) bytes")
