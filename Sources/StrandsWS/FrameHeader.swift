@@ -3,6 +3,12 @@ public enum FrameHeader {
     /// The longest header: 2 bytes, 8 of extended length, 4 of mask key.
     public static let maxSize = 14
 
+    /// The length of the header ``write(opcode:fin:payloadLength:maskKey:into:)`` writes.
+    @inline(__always)
+    public static func length(payloadLength: Int, masked: Bool) -> Int {
+        (payloadLength < 126 ? 2 : payloadLength <= 0xFFFF ? 4 : 10) + (masked ? 4 : 0)
+    }
+
     /// Writes the header of a frame into `buffer` (at least ``maxSize`` bytes) and returns its length.
     /// - Parameters:
     ///   - maskKey: The mask key for a client frame (see ``Masking``), or `nil` for a server frame.

@@ -70,6 +70,10 @@ public enum Masking {
             offset += 8
         }
         // Offsets so far are multiples of 8, so the key starts again at its byte 0.
+        if offset + 4 <= count {
+            (to + offset).storeBytes(of: (from + offset).loadUnaligned(as: UInt32.self) ^ key, as: UInt32.self)
+            offset += 4
+        }
         var tail = key
         while offset < count {
             (to + offset).storeBytes(of: (from + offset).load(as: UInt8.self) ^ UInt8(truncatingIfNeeded: tail),

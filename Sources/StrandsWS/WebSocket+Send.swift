@@ -94,13 +94,13 @@ extension WebSocket {
         let corked = shared.corkOwner == self.identity
         if self.role == .server {
             if corked && payload.count <= 16 * 1024 {
-                let out = shared.cork.appendUninitialized(FrameHeader.maxSize + payload.count)
-                let headerLength = FrameHeader.write(opcode: opcode, fin: fin, payloadLength: payload.count,
-                                                     maskKey: nil, into: out.baseAddress!)
+                let headerLength = FrameHeader.length(payloadLength: payload.count, masked: false)
+                let out = shared.cork.appendUninitialized(headerLength + payload.count)
+                _ = FrameHeader.write(opcode: opcode, fin: fin, payloadLength: payload.count, maskKey: nil,
+                                      into: out.baseAddress!)
                 if payload.count > 0 {
                     (out.baseAddress! + headerLength).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
                 }
-                shared.cork.removeLast(FrameHeader.maxSize - headerLength)
                 return
             }
             if corked { self.flushCorkNow() }
@@ -128,12 +128,13 @@ extension WebSocket {
 
     private static func appendMasked(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool, key: UInt32,
                                      to buffer: inout RawBuffer) {
-        let out = buffer.appendUninitialized(FrameHeader.maxSize + payload.count)
-        let headerLength = FrameHeader.write(opcode: opcode, fin: fin, payloadLength: payload.count, maskKey: key,
-                                             into: out.baseAddress!)
+        // The exact size up front: one call into the buffer per frame, not a second to give back the
+        // unused part of a worst-case header.
+        let headerLength = FrameHeader.length(payloadLength: payload.count, masked: true)
+        let out = buffer.appendUninitialized(headerLength + payload.count)
+        _ = FrameHeader.write(opcode: opcode, fin: fin, payloadLength: payload.count, maskKey: key, into: out.baseAddress!)
         let body = UnsafeMutableRawBufferPointer(start: out.baseAddress! + headerLength, count: payload.count)
         if payload.count > 0 { Masking.copy(payload, maskedWith: key, into: body) }
-        buffer.removeLast(FrameHeader.maxSize - headerLength)
     }
 
     /// Writes out what the cork holds now (before a large frame that bypasses it).

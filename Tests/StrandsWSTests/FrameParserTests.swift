@@ -172,4 +172,19 @@ struct FrameParserTests {
         #expect(result == .stopped(consumed: 8))
         #expect(recorder.events == [.control(.close, [0x03, 0xE8])])
     }
+
+    @Test("a header's length is known before it is written, for every size class, masked or not")
+    func headerLength() {
+        var buffer = [UInt8](repeating: 0, count: FrameHeader.maxSize)
+        for payloadLength in [0, 1, 125, 126, 127, 65_535, 65_536, 1 << 40] {
+            for key: UInt32? in [nil, 0xA1B2_C3D4] {
+                let written = buffer.withUnsafeMutableBytes {
+                    FrameHeader.write(opcode: .binary, payloadLength: payloadLength, maskKey: key, into: $0.baseAddress!)
+                }
+                #expect(FrameHeader.length(payloadLength: payloadLength, masked: key != nil) == written,
+                        "payload \(payloadLength), masked \(key != nil)")
+            }
+        }
+    }
 }
+
