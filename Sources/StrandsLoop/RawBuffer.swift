@@ -44,8 +44,7 @@ public struct RawBuffer {
         if needed > self.capacity { self.grow(to: needed) }
     }
 
-    /// The slow path of ``reserve(_:)``, kept out of line so that appending stays small enough to be
-    /// inlined into callers in other modules.
+    /// The slow path of ``reserve(_:)``, kept out of line: what every append runs is one comparison.
     @inline(never)
     mutating func grow(to needed: Int) {
         let newCapacity = max(needed, self.capacity * 2, 256)

@@ -12,33 +12,7 @@ public enum Masking {
         let shift = UInt32(phase & 3) * 8
         // Rotate so that byte 0 of `rotated` is the key byte this buffer starts with.
         let rotated = shift == 0 ? key : (key >> shift) | (key << (32 - shift))
-        let wide = UInt64(rotated) | UInt64(rotated) << 32
-        let vector = SIMD2<UInt64>(repeating: wide)
-        var offset = 0
-        // 16-byte vectors (SSE2 on x86-64, NEON on arm64), two per step.
-        while offset + 32 <= count {
-            let p = base + offset
-            p.storeBytes(of: p.loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
-            (p + 16).storeBytes(of: (p + 16).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
-            offset += 32
-        }
-        if offset + 16 <= count {
-            let p = base + offset
-            p.storeBytes(of: p.loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
-            offset += 16
-        }
-        if offset + 8 <= count {
-            let p = base + offset
-            p.storeBytes(of: p.loadUnaligned(as: UInt64.self) ^ wide, as: UInt64.self)
-            offset += 8
-        }
-        var tail = rotated
-        while offset < count {
-            let p = base + offset
-            p.storeBytes(of: p.load(as: UInt8.self) ^ UInt8(truncatingIfNeeded: tail), as: UInt8.self)
-            tail = (tail >> 8) | (tail << 24)
-            offset += 1
-        }
+        Self.xor(UnsafeRawPointer(base), into: base, count: count, key: rotated)
         return (phase + count) & 3
     }
 
@@ -48,36 +22,46 @@ public enum Masking {
     public static func copy(_ source: UnsafeRawBufferPointer, maskedWith key: UInt32,
                             into destination: UnsafeMutableRawBufferPointer) {
         precondition(destination.count == source.count)
-        let count = source.count
-        guard count > 0, let from = source.baseAddress, let to = destination.baseAddress else { return }
+        guard source.count > 0, let from = source.baseAddress, let to = destination.baseAddress else { return }
+        Self.xor(from, into: to, count: source.count, key: key)
+    }
+
+    /// Writes `count` bytes from `source` XORed with `key` (its byte 0 for the first byte) to
+    /// `destination`, which is `source` itself or does not overlap it.
+    @inline(__always)
+    private static func xor(_ source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer, count: Int,
+                            key: UInt32) {
         let wide = UInt64(key) | UInt64(key) << 32
         let vector = SIMD2<UInt64>(repeating: wide)
         var offset = 0
+        // 16-byte vectors (SSE2 on x86-64, NEON on arm64), two per step.
         while offset + 32 <= count {
-            let s = from + offset
-            let d = to + offset
+            let s = source + offset
+            let d = destination + offset
             d.storeBytes(of: s.loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
             (d + 16).storeBytes(of: (s + 16).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
             offset += 32
         }
         if offset + 16 <= count {
-            (to + offset).storeBytes(of: (from + offset).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector,
-                                     as: SIMD2<UInt64>.self)
+            (destination + offset).storeBytes(of: (source + offset).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector,
+                                              as: SIMD2<UInt64>.self)
             offset += 16
         }
         if offset + 8 <= count {
-            (to + offset).storeBytes(of: (from + offset).loadUnaligned(as: UInt64.self) ^ wide, as: UInt64.self)
+            (destination + offset).storeBytes(of: (source + offset).loadUnaligned(as: UInt64.self) ^ wide,
+                                              as: UInt64.self)
             offset += 8
         }
-        // Offsets so far are multiples of 8, so the key starts again at its byte 0.
+        // Offsets so far are multiples of 8 (and then of 4), so the key starts again at its byte 0.
         if offset + 4 <= count {
-            (to + offset).storeBytes(of: (from + offset).loadUnaligned(as: UInt32.self) ^ key, as: UInt32.self)
+            (destination + offset).storeBytes(of: (source + offset).loadUnaligned(as: UInt32.self) ^ key,
+                                              as: UInt32.self)
             offset += 4
         }
         var tail = key
         while offset < count {
-            (to + offset).storeBytes(of: (from + offset).load(as: UInt8.self) ^ UInt8(truncatingIfNeeded: tail),
-                                     as: UInt8.self)
+            (destination + offset).storeBytes(of: (source + offset).load(as: UInt8.self) ^ UInt8(truncatingIfNeeded: tail),
+                                              as: UInt8.self)
             tail = (tail >> 8) | (tail << 24)
             offset += 1
         }

@@ -23,7 +23,7 @@ struct ClientState {
 /// copy-on-write uniqueness check, as an array's mutation makes, and a bounds check only in debug builds.
 struct ClientTable {
     private let base: UnsafeMutablePointer<ClientState>
-    let capacity: Int
+    private(set) var capacity: Int
     private(set) var count = 0
 
     init(capacity: Int) {
@@ -50,11 +50,13 @@ struct ClientTable {
         self.count += 1
     }
 
-    /// Frees the table (not the clients' in-flight rings: ``InFlight/free()`` each first).
+    /// Frees the table (not the clients' in-flight rings: ``InFlight/free()`` each first). A freed table
+    /// takes no more clients; the next `append` stops the program instead of writing freed memory.
     mutating func free() {
         self.base.deinitialize(count: self.count)
         self.base.deallocate()
         self.count = 0
+        self.capacity = 0
     }
 }
 
@@ -91,7 +93,7 @@ extension LoopRun: WebSocketHandler {
     @inline(__always) @discardableResult
     private func sendOne(_ slot: Int, _ socket: WebSocket, now: UInt64) -> Bool {
         let id = self.clients[slot].nextID
-        let message = self.builder.build(id: id, microseconds: (now &+ self.wallOffset) / 1000)
+        let message = self.builder.build(id: id, microseconds: Clock.unixMicroseconds(atMonotonic: now, wallOffset: self.wallOffset))
         guard socket.send(.text, message) else { return false }
         self.clients[slot].nextID &+= self.idStride
         if self.options.mode != .blast { self.clients[slot].inFlight.push(id: id, at: now) }

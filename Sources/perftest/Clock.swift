@@ -24,10 +24,11 @@ enum Clock {
     /// from the monotonic reading its latency already needs, saving a clock call per message.
     static let wallOffset: UInt64 = Clock.unixMicroseconds() &* 1000 &- Clock.nanoseconds()
 
-    /// Wall-clock microseconds for a monotonic reading.
+    /// Wall-clock microseconds for a monotonic reading. A hot caller passes ``wallOffset`` read once
+    /// into a stored property: a static is a lazy global, checked on every access.
     @inline(__always)
-    static func unixMicroseconds(atMonotonic nanoseconds: UInt64) -> UInt64 {
-        (nanoseconds &+ Clock.wallOffset) / 1000
+    static func unixMicroseconds(atMonotonic nanoseconds: UInt64, wallOffset: UInt64 = Clock.wallOffset) -> UInt64 {
+        (nanoseconds &+ wallOffset) / 1000
     }
 
     /// CPU seconds this process has used.

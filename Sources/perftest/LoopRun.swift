@@ -25,7 +25,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// Client `i` sends ids i, i + clients, i + 2 × clients…: unique in the run, and short to write.
     let idStride: UInt64
     let live = LiveCounters()
-    /// ``Clock/wallOffset``, read once: a static is a lazy global, checked on every access.
+    /// ``Clock/wallOffset``, read once (see ``Clock/unixMicroseconds(atMonotonic:wallOffset:)``).
     let wallOffset = Clock.wallOffset
     // The per-message state is touched only by this loop, never in overlapping accesses: the dynamic
     // exclusivity checks Swift would make on each access (about 2 % of perftest's CPU) buy nothing here.
