@@ -83,6 +83,10 @@ public struct FrameParser {
         let count = input.count
         var p = 0
         while p < count {
+            if !self.inPayload && self.spillCount == 0 && self.messageOpcode == nil {
+                if let result = self.parseOrdinary(base, count, &p, into: &sink) { return result }
+                if p == count { break }
+            }
             if !self.inPayload {
                 // A header: parse it in place, or through the spill when it is split.
                 var header = HeaderFields()
@@ -169,6 +173,49 @@ public struct FrameParser {
             }
         }
         return .consumedAll
+    }
+
+    /// The run of frames that nearly every read is: whole, unfragmented text or binary messages with no
+    /// reserved bits, masked as the role expects, with 7- or 16-bit lengths, each entirely in `base`
+    /// from `p` on. Decided from the first two header bytes, with no header record built and no frame
+    /// state touched. Stops (`nil`, `p` at the first frame it did not take) at anything else, which the
+    /// general path then handles; returns a result only when the sink stops or a text is not UTF-8.
+    ///
+    /// Only while no message, frame or header is in progress: the sink's calls cannot change that.
+    @inline(__always)
+    private mutating func parseOrdinary<Sink: FrameParserSink>(
+        _ base: UnsafeMutableRawPointer, _ count: Int, _ p: inout Int, into sink: inout Sink
+    ) -> FrameParseResult? {
+        let maskBit: UInt8 = self.expectMasked ? 0x80 : 0
+        let limit = self.maxMessageSize
+        while count - p >= 2 {
+            let byte0 = base.load(fromByteOffset: p, as: UInt8.self)
+            let byte1 = base.load(fromByteOffset: p + 1, as: UInt8.self)
+            // FIN, RSV 0, text (0x81) or binary (0x82); the mask bit as expected.
+            guard byte0 &- 0x81 < 2, byte1 & 0x80 == maskBit else { return nil }
+            var length = Int(byte1 & 0x7F)
+            var headerLength = 2
+            if length >= 126 {
+                guard length == 126, count - p >= 4 else { return nil }
+                length = Int(UInt16(bigEndian: base.loadUnaligned(fromByteOffset: p + 2, as: UInt16.self)))
+                headerLength = 4
+            }
+            if maskBit != 0 { headerLength += 4 }
+            guard length <= limit, headerLength + length <= count - p else { return nil }
+            let payload = UnsafeMutableRawBufferPointer(start: base + p + headerLength, count: length)
+            if maskBit != 0 {
+                let key = base.loadUnaligned(fromByteOffset: p + headerLength - 4, as: UInt32.self)
+                Masking.apply(key: key, phase: 0, to: payload)
+            }
+            p += headerLength + length
+            if byte0 == 0x81 && !UTF8Validator.isValid(UnsafeRawBufferPointer(payload)) {
+                return self.fail(.failed(.invalidPayload, "text message is not valid UTF-8"))
+            }
+            if !sink.parser(didReceiveMessage: Opcode(rawValue: byte0), payload: payload) {
+                return .stopped(consumed: p)
+            }
+        }
+        return nil
     }
 
     private mutating func fail(_ result: FrameParseResult) -> FrameParseResult {

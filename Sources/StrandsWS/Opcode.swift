@@ -7,17 +7,19 @@
 public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt8
 
-    public init(rawValue: UInt8) { self.rawValue = rawValue & 0x0F }
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue & 0x0F }
 
-    public static let continuation = Opcode(rawValue: 0x0)
-    public static let text = Opcode(rawValue: 0x1)
-    public static let binary = Opcode(rawValue: 0x2)
-    public static let close = Opcode(rawValue: 0x8)
-    public static let ping = Opcode(rawValue: 0x9)
-    public static let pong = Opcode(rawValue: 0xA)
+    // Computed and inlinable, so that a use in another module is a constant, not a call to the
+    // accessor of a lazily initialized global.
+    @inlinable public static var continuation: Opcode { Opcode(rawValue: 0x0) }
+    @inlinable public static var text: Opcode { Opcode(rawValue: 0x1) }
+    @inlinable public static var binary: Opcode { Opcode(rawValue: 0x2) }
+    @inlinable public static var close: Opcode { Opcode(rawValue: 0x8) }
+    @inlinable public static var ping: Opcode { Opcode(rawValue: 0x9) }
+    @inlinable public static var pong: Opcode { Opcode(rawValue: 0xA) }
 
     /// Close, ping and pong: at most 125 bytes of payload, never fragmented (RFC 6455 §5.5).
-    public var isControl: Bool { self.rawValue & 0x8 != 0 }
+    @inlinable public var isControl: Bool { self.rawValue & 0x8 != 0 }
 
     /// 0x3–0x7 and 0xB–0xF are reserved; a frame carrying one is a protocol error (RFC 6455 §5.2).
     public var isReserved: Bool { !(self.rawValue <= 0x2 || (0x8...0xA).contains(self.rawValue)) }

@@ -63,43 +63,48 @@ public struct UTF8Validator: Sendable {
         return validator.validate(bytes) && validator.isComplete
     }
 
-    /// True when every byte is below 0x80. ORs 64 bytes (four vectors) per step and tests once per
-    /// step (the last word re-reads up to 7 bytes, which OR does not mind), so most text messages cost
-    /// a few instructions per 16 bytes; at the first block that is not ASCII it gives up, having read
+    /// True when every byte is below 0x80. ORs whole 64-byte blocks (four vectors) and tests once per
+    /// block; the last block, and a text shorter than one, is read as overlapping pieces that end at the
+    /// last byte (OR does not mind reading a byte twice), so no tail is handled byte by byte. A message
+    /// of 64 to 128 bytes costs two blocks. At the first block that is not ASCII it gives up, having read
     /// at most 64 bytes past the ASCII prefix, and the state machine checks the text from the start.
     @inline(__always)
     static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
         let count = bytes.count
         guard let base = bytes.baseAddress, count > 0 else { return true }
         let high: UInt64 = 0x8080_8080_8080_8080
-        if count < 8 {
-            var any: UInt8 = 0
-            for i in 0..<count { any |= base.load(fromByteOffset: i, as: UInt8.self) }
-            return any & 0x80 == 0
+        @inline(__always) func vector(_ offset: Int) -> SIMD2<UInt64> {
+            (base + offset).loadUnaligned(as: SIMD2<UInt64>.self)
         }
-        var i = 0
-        while i + 64 <= count {
-            let pair = (base + i).loadUnaligned(as: SIMD2<UInt64>.self) | (base + i + 16).loadUnaligned(as: SIMD2<UInt64>.self)
-                | (base + i + 32).loadUnaligned(as: SIMD2<UInt64>.self) | (base + i + 48).loadUnaligned(as: SIMD2<UInt64>.self)
-            if (pair[0] | pair[1]) & high != 0 { return false }
-            i += 64
+        @inline(__always) func block(_ offset: Int) -> SIMD2<UInt64> {
+            vector(offset) | vector(offset + 16) | vector(offset + 32) | vector(offset + 48)
         }
-        if i + 32 <= count {
-            let pair = (base + i).loadUnaligned(as: SIMD2<UInt64>.self) | (base + i + 16).loadUnaligned(as: SIMD2<UInt64>.self)
-            if (pair[0] | pair[1]) & high != 0 { return false }
-            i += 32
+        if count >= 64 {
+            var i = 0
+            while i + 64 < count {
+                let pair = block(i)
+                if (pair[0] | pair[1]) & high != 0 { return false }
+                i += 64
+            }
+            let pair = block(count - 64)
+            return (pair[0] | pair[1]) & high == 0
         }
-        var word: UInt64 = 0
-        if i + 16 <= count {
-            let pair = (base + i).loadUnaligned(as: SIMD2<UInt64>.self)
-            word = pair[0] | pair[1]
-            i += 16
+        if count >= 16 {
+            // 16 to 63 bytes: the first and last 16, and for more than 32 the two pieces inside them.
+            var pair = vector(0) | vector(count - 16)
+            if count > 32 { pair |= vector(16) | vector(count - 32) }
+            return (pair[0] | pair[1]) & high == 0
         }
-        if i + 8 <= count {
-            word |= (base + i).loadUnaligned(as: UInt64.self)
-            i += 8
+        if count >= 8 {
+            let word = base.loadUnaligned(as: UInt64.self) | base.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+            return word & high == 0
         }
-        if i < count { word |= (base + count - 8).loadUnaligned(as: UInt64.self) }
-        return word & high == 0
+        if count >= 4 {
+            let word = base.loadUnaligned(as: UInt32.self) | base.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)
+            return word & 0x8080_8080 == 0
+        }
+        var any: UInt8 = 0
+        for i in 0..<count { any |= base.load(fromByteOffset: i, as: UInt8.self) }
+        return any & 0x80 == 0
     }
 }

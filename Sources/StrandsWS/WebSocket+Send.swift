@@ -89,11 +89,19 @@ extension WebSocket {
     }
 
     /// Frames `payload` and sends it, through the cork while this connection is handling a read.
+    ///
+    /// Inlined into its callers: a frame for the cork, what a reply or a burst is, costs no call here
+    /// (nor for its mask key or the cork's room); anything else goes to ``writeFrameDirectly``.
+    @inline(__always)
     func writeFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) {
         let shared = self.shared
-        let corked = shared.corkOwner == self.identity
-        if self.role == .server {
-            if corked && payload.count <= 16 * 1024 {
+        if shared.corkOwner == self.identity {
+            if self.role == .client {
+                // A client masks, so the payload is copied next to its header either way.
+                Self.appendMasked(opcode, payload, fin: fin, key: shared.nextMaskKey(), to: &shared.cork)
+                return
+            }
+            if payload.count <= 16 * 1024 {
                 let headerLength = FrameHeader.length(payloadLength: payload.count, masked: false)
                 let out = shared.cork.appendUninitialized(headerLength + payload.count)
                 _ = FrameHeader.write(opcode: opcode, fin: fin, payloadLength: payload.count, maskKey: nil,
@@ -103,7 +111,17 @@ extension WebSocket {
                 }
                 return
             }
-            if corked { self.flushCorkNow() }
+        }
+        self.writeFrameDirectly(opcode, payload, fin: fin)
+    }
+
+    /// A frame that does not join the cork: this connection is not handling a read, or (server) the
+    /// payload is large enough to be written from where it lies.
+    @inline(never)
+    func writeFrameDirectly(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool) {
+        let shared = self.shared
+        if self.role == .server {
+            if shared.corkOwner == self.identity { self.flushCorkNow() }
             // Header and payload leave together in one writev, the payload never copied unless queued.
             var header = (UInt64(0), UInt64(0))
             withUnsafeMutableBytes(of: &header) { raw in
@@ -113,19 +131,14 @@ extension WebSocket {
             }
             return
         }
-        // A client masks, so the payload is copied next to its header either way.
-        let key = shared.nextMaskKey()
-        if corked {
-            Self.appendMasked(opcode, payload, fin: fin, key: key, to: &shared.cork)
-            return
-        }
-        Self.appendMasked(opcode, payload, fin: fin, key: key, to: &shared.scratch)
+        Self.appendMasked(opcode, payload, fin: fin, key: shared.nextMaskKey(), to: &shared.scratch)
         let bytes = shared.scratch.bytes
         do { try self.stream.write(bytes) } catch {}
         // Keep a modest scratch buffer; let a one-off large message's memory go.
         if shared.scratch.capacity > 64 * 1024 { shared.scratch.free() } else { shared.scratch.removeAll() }
     }
 
+    @inline(__always)
     private static func appendMasked(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool, key: UInt32,
                                      to buffer: inout RawBuffer) {
         // The exact size up front: one call into the buffer per frame, not a second to give back the

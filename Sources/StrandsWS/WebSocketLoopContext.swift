@@ -12,14 +12,18 @@ final class WebSocketLoopContext {
     private var randomOffset = 4096
 
     /// A mask key from the kernel's CSPRNG (RFC 6455 §5.3 wants it unpredictable).
+    @inline(__always)
     func nextMaskKey() -> UInt32 {
-        if self.randomOffset + 4 > self.random.count {
-            System.fillRandom(self.random)
-            self.randomOffset = 0
-        }
+        if self.randomOffset + 4 > self.random.count { self.refillRandom() }
         let key = self.random.loadUnaligned(fromByteOffset: self.randomOffset, as: UInt32.self)
         self.randomOffset += 4
         return key
+    }
+
+    @inline(never)
+    private func refillRandom() {
+        System.fillRandom(self.random)
+        self.randomOffset = 0
     }
 
     // MARK: Cork

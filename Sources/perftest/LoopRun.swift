@@ -30,8 +30,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     // The per-message state is touched only by this loop, never in overlapping accesses: the dynamic
     // exclusivity checks Swift would make on each access (about 2 % of perftest's CPU) buy nothing here.
     @exclusivity(unchecked) var stats = RunStats()
-    @exclusivity(unchecked) var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000,
-                                                             numberOfSignificantValueDigits: .three)
+    /// Latencies, moved into an HDR histogram when the run ends (see ``LatencyCounts``).
+    @exclusivity(unchecked) var latencies = LatencyCounts(highestTrackableValue: LoopRun.highestLatency)
     /// Every client of this loop, connected or not; a socket's `userData` is its index here.
     @exclusivity(unchecked) var clients = ClientTable(capacity: 0)
     /// Each client's connection once it is open, at the same index.
@@ -65,6 +65,15 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         self.builder.free()
         for slot in self.clients.indices { self.clients[slot].inFlight.free() }
         self.clients.free()
+        self.latencies.free()
+    }
+
+    /// The longest latency a histogram holds: 60 s (the reply timeout is far shorter).
+    static let highestLatency: UInt64 = 60_000_000_000
+
+    /// An empty histogram of the run's layout: 1 ns to ``highestLatency``, three significant digits.
+    static func makeHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(highestTrackableValue: Self.highestLatency, numberOfSignificantValueDigits: .three)
     }
 
     @inline(__always) func countSent() {
@@ -78,7 +87,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     }
 
     @inline(__always) func record(latency: UInt64, late: Bool) {
-        _ = self.histogram.record(latency)
+        self.latencies.record(latency)
         self.stats.latencySumNanoseconds &+= Int(truncatingIfNeeded: latency)
         if late { self.stats.late += 1 }
         if !self.sending { self.stats.answeredInGrace += 1 }
@@ -245,6 +254,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         }
         stats.lost += stats.skipped
         for socket in self.sockets { socket?.close(code: .normalClosure) }
-        return (stats, self.histogram)
+        var histogram = LoopRun.makeHistogram()
+        self.latencies.add(to: &histogram)
+        return (stats, histogram)
     }
 }

@@ -115,7 +115,7 @@ enum Runner {
         }
 
         var stats = RunStats()
-        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        var histogram = LoopRun.makeHistogram()
         var firstError: String?
         for run in runs {
             guard let (loopStats, loopHistogram) = run.loop.runAndWait({ run.finish() }) else { continue }

@@ -1,4 +1,5 @@
 import Foundation
+import Histogram
 import StrandsTestSupport
 import Testing
 @testable import perftest
@@ -73,6 +74,47 @@ struct PerfTestTests {
     func recordSize() {
         #expect(MemoryLayout<InFlight>.size <= 28)
         #expect(MemoryLayout<ClientState>.stride <= 40)
+    }
+
+    @Test("latency counts land where the HDR histogram puts them, and move into one unchanged")
+    func latencyCounts() {
+        let reference = LoopRun.makeHistogram()
+        // Every bucket's edges and a spread of values inside each, from 0 to the highest trackable.
+        var values: [UInt64] = [0, 1, 2, 1023, 1024, 2047, 2048, 2049, 4095, 4096, LoopRun.highestLatency]
+        var generator = SystemRandomNumberGenerator()
+        for shift in 0..<36 {
+            let base = UInt64(1) << shift
+            values += [base - 1, base, base + 1, base + base / 3]
+            for _ in 0..<20 { values.append(UInt64.random(in: base...(2 * base), using: &generator)) }
+        }
+        values = values.filter { $0 <= LoopRun.highestLatency }
+        var counts = LatencyCounts(highestTrackableValue: LoopRun.highestLatency)
+        defer { counts.free() }
+        for value in values {
+            let index = LatencyCounts.index(value)
+            #expect(index >= 0 && index < counts.length, "value \(value)")
+            #expect(LatencyCounts.lowestValue(atIndex: index) == reference.lowestEquivalentForValue(value), "value \(value)")
+        }
+        var direct = LoopRun.makeHistogram()
+        for (n, value) in values.enumerated() {
+            // Some values several times, so that counts above one move too.
+            for _ in 0...(n % 3) {
+                let counted = counts.record(value)
+                #expect(counted)
+                direct.record(value)
+            }
+        }
+        let past = counts.record(2 * LoopRun.highestLatency)
+        #expect(!past)  // Past the layout: refused, as the histogram does.
+        var moved = LoopRun.makeHistogram()
+        counts.add(to: &moved)
+        #expect(moved.totalCount == direct.totalCount)
+        #expect(moved.max == direct.max)
+        #expect(moved.maxRecorded == direct.maxRecorded)
+        #expect(moved.min == direct.min)
+        for percentile in [0.0, 1, 10, 25, 50, 75, 90, 95, 99, 99.9, 99.99, 100] {
+            #expect(moved.valueAtPercentile(percentile) == direct.valueAtPercentile(percentile), "p\(percentile)")
+        }
     }
 
     @Test("the in-flight ring keeps order across growth and wrap-around")
