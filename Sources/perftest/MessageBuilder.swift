@@ -17,6 +17,9 @@ struct MessageBuilder {
     private let storage: UnsafeMutableRawBufferPointer
     /// `{"type":"…","id":`.
     private let prefix: UnsafeMutableRawBufferPointer
+    /// When the prefix is 16 to 32 bytes long, as every mode's is (20 to 24), its first and its last 16
+    /// bytes, which overlap below 32: written with two vector stores and compared with two loads.
+    private let prefixVectors: (head: SIMD2<UInt64>, tail: SIMD2<UInt64>)?
     private let tailStart: Int
     /// The seconds `secondsText` holds, and `,"ts":` followed by their digits (at most 6 + 20 bytes).
     private var cachedSeconds = UInt64.max
@@ -35,6 +38,12 @@ struct MessageBuilder {
         _ = UnsafeMutableRawBufferPointer(rebasing: self.storage[self.tailStart...]).initializeMemory(as: UInt8.self, from: tail)
         self.prefix = .allocate(byteCount: prefix.count, alignment: 8)
         _ = self.prefix.initializeMemory(as: UInt8.self, from: prefix)
+        if (16...32).contains(prefix.count) {
+            self.prefixVectors = (self.prefix.baseAddress!.loadUnaligned(as: SIMD2<UInt64>.self),
+                                  self.prefix.baseAddress!.loadUnaligned(fromByteOffset: prefix.count - 16, as: SIMD2<UInt64>.self))
+        } else {
+            self.prefixVectors = nil
+        }
         self.secondsText = .allocate(byteCount: 32, alignment: 8)
         self.pairs = .allocate(byteCount: 200, alignment: 8)
         for value in 0..<100 {
@@ -62,7 +71,12 @@ struct MessageBuilder {
         }
         self.putDigits(id, base, &p)
         p -= self.prefix.count
-        (base + p).copyMemory(from: self.prefix.baseAddress!, byteCount: self.prefix.count)
+        if let (head, tail) = self.prefixVectors {
+            (base + p).storeBytes(of: head, as: SIMD2<UInt64>.self)
+            (base + p + self.prefix.count - 16).storeBytes(of: tail, as: SIMD2<UInt64>.self)
+        } else {
+            (base + p).copyMemory(from: self.prefix.baseAddress!, byteCount: self.prefix.count)
+        }
         return UnsafeRawBufferPointer(rebasing: self.storage[p...])
     }
 
@@ -109,8 +123,16 @@ struct MessageBuilder {
     }
 
     /// Writes `value`'s decimal digits so that they end just before `p`, moving `p` to the first.
+    /// Below 10⁸ (run ids, fractions of a second) in a few word operations and one 8-byte store, which
+    /// may write up to 7 bytes before the digits: the storage's head room, which the prefix then covers.
     @inline(__always)
     private func putDigits(_ value: UInt64, _ base: UnsafeMutableRawPointer, _ p: inout Int) {
+        if value < 100_000_000 {
+            let (word, count) = Self.eightDigits(value)
+            base.storeBytes(of: word, toByteOffset: p - 8, as: UInt64.self)
+            p -= count
+            return
+        }
         var value = value
         while value >= 100 {
             let pair = Int(truncatingIfNeeded: value % 100) &* 2
@@ -128,14 +150,32 @@ struct MessageBuilder {
         }
     }
 
+    /// `value` (below 10⁸) as eight ASCII digits with leading zeros, the first digit in the lowest byte
+    /// (the order they have in memory on a little-endian machine), and how many digits it has without them.
+    ///
+    /// Split in halves of four digits, each half in 32-bit lanes into pairs, each pair in 16-bit lanes
+    /// into digits; every quotient comes from a multiplication and a shift that is exact in its range
+    /// (x / 100 = x × 10,486 >> 20 below 10⁴, and y / 10 = y × 103 >> 10 below 100), and no lane's
+    /// product reaches the next lane.
+    @inline(__always)
+    static func eightDigits(_ value: UInt64) -> (word: UInt64, count: Int) {
+        let high = value / 10_000
+        let four = high | (value &- high &* 10_000) << 32  // Digits 1–4 in the low lane, 5–8 in the high.
+        let hundreds = ((four &* 10_486) >> 20) & 0x0000_007F_0000_007F
+        let two = hundreds | (four &- hundreds &* 100) << 16  // Per lane: the first pair, then the second.
+        let tens = ((two &* 103) >> 10) & 0x000F_000F_000F_000F
+        let digits = tens | (two &- tens &* 10) << 8
+        // Leading zero digits are zero bytes at the low end; 0 itself has one digit.
+        let count = value == 0 ? 1 : 8 - digits.trailingZeroBitCount / 8
+        return (UInt64(littleEndian: digits | 0x3030_3030_3030_3030), count)
+    }
+
     /// The `id` of a reply to a message of this builder: the prefix is compared where it must be, so
     /// an echo costs no search; anything else goes to ``parseID(_:)``.
     @inline(__always)
     func replyID(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
         let count = self.prefix.count
-        guard bytes.count > count, Self.equal(bytes.baseAddress!, self.prefix.baseAddress!, count) else {
-            return Self.parseID(bytes)
-        }
+        guard bytes.count > count, self.hasPrefix(bytes.baseAddress!) else { return Self.parseID(bytes) }
         return Self.shortDigits(bytes, from: count) ?? Self.digits(bytes, from: count)
     }
 
@@ -161,6 +201,16 @@ struct MessageBuilder {
         v = (((v & 0x0000_00FF_0000_00FF) &* (100 &+ (1_000_000 << 32)))
             &+ (((v >> 16) & 0x0000_00FF_0000_00FF) &* (1 &+ (10_000 << 32)))) >> 32
         return v
+    }
+
+    /// Whether the prefix's bytes are at `start` (at least the prefix's length is readable there).
+    @inline(__always)
+    private func hasPrefix(_ start: UnsafeRawPointer) -> Bool {
+        let count = self.prefix.count
+        guard let (head, tail) = self.prefixVectors else { return Self.equal(start, self.prefix.baseAddress!, count) }
+        let difference = (start.loadUnaligned(as: SIMD2<UInt64>.self) ^ head)
+            | (start.loadUnaligned(fromByteOffset: count - 16, as: SIMD2<UInt64>.self) ^ tail)
+        return difference[0] | difference[1] == 0
     }
 
     /// `memcmp(a, b, count) == 0` for the few dozen bytes of a prefix, inline: eight bytes at a time,

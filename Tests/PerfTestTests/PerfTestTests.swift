@@ -60,6 +60,28 @@ struct PerfTestTests {
         #expect(self.text(builder.build(id: 9, microseconds: 0)) == #"{"type":"pingpong","id":9,"ts":0,"data":"xxx"}"#)
     }
 
+    @Test("eight digits at once: every width, every digit in every place")
+    func eightDigits() {
+        var values: [UInt64] = [0, 99_999_999]
+        var power: UInt64 = 1
+        for _ in 0..<8 {
+            values += [power - 1, power, power + 1, 2 * power - 1]
+            power *= 10
+        }
+        for place in 0..<8 {
+            for digit: UInt64 in 0...9 { values.append(digit * [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000][place] + 12) }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<10_000 { values.append(UInt64.random(in: 0..<100_000_000, using: &generator)) }
+        for value in values where value < 100_000_000 {
+            let (word, count) = MessageBuilder.eightDigits(value)
+            let text = withUnsafeBytes(of: word) { String(decoding: $0, as: UTF8.self) }
+            let expected = String(value)
+            #expect(count == expected.count, "\(value)")
+            #expect(text == String(repeating: "0", count: 8 - expected.count) + expected, "\(value)")
+        }
+    }
+
     @Test("the reply's id is found, and text that is not ours gives none")
     func parseID() {
         for (text, id) in [(#"{"type":"echo","id":98765,"ts":1}"#, UInt64(98765)), (#"{"id":3}"#, 3)] {
