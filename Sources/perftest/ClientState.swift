@@ -130,8 +130,8 @@ extension LoopRun: WebSocketHandler {
             break
         }
         if self.clients[slot].sending {
-            // Echo refills its window once per read, in `webSocketDidFinishRead`, as many messages at a
-            // time as the read's replies made room for.
+            // Echo refills its window once per loop turn (see `webSocketDidFinishRead`), as many messages
+            // at a time as the turn's replies made room for.
             if self.options.mode == .pingpong { self.sendSoon(slot, socket) }
         } else if self.clients[slot].inFlight.isEmpty {
             self.clientDrained(slot)
@@ -139,10 +139,10 @@ extension LoopRun: WebSocketHandler {
     }
 
     func webSocketDidFinishRead(_ socket: WebSocket) {
-        // A read with replies in it (it set `readTime`): echo sends the next messages now, still inside
-        // the read's cork, so they leave in the one write the read ends with.
+        // A read with replies in it (it set `readTime`): echo refills this client's window once the
+        // loop has handled every read of this turn, in `afterPoll`, one write per client.
         if self.options.mode == .echo && self.readTime != 0 {
-            self.pump(Int(socket.userData), socket, now: self.readTime)
+            self.due.append(DueClient(slot: Int(socket.userData), socket: .passUnretained(socket)))
         }
         self.readTime = 0
     }

@@ -127,8 +127,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             for slot in self.clients.indices { self.checkTimeout(slot, now: now, timeout: timeout) }
         }
         if self.options.mode == .blast { self.blastRound() }
-        if self.options.mode == .pingpong {
-            self.due.reserveCapacity(Self.sendBatch)
+        if self.options.mode != .blast {
+            self.due.reserveCapacity(self.options.mode == .pingpong ? Self.sendBatch : indices.count)
             self.afterPoll = self.loop.afterEachPoll { [unowned self] in
                 if !self.due.isEmpty { self.sendDue() }
             }
