@@ -17,13 +17,41 @@ public enum Masking {
     }
 
     /// Copies `source` into `destination` (same length, not overlapping) masked with `key` from phase 0,
-    /// in one pass: each word is loaded, XORed and stored once.
+    /// in one pass of 16-byte vectors.
     @inline(__always)
     public static func copy(_ source: UnsafeRawBufferPointer, maskedWith key: UInt32,
                             into destination: UnsafeMutableRawBufferPointer) {
         precondition(destination.count == source.count)
         guard source.count > 0, let from = source.baseAddress, let to = destination.baseAddress else { return }
-        Self.xor(from, into: to, count: source.count, key: key)
+        let count = source.count
+        guard count >= 16 else {
+            Self.xor(from, into: to, count: count, key: key)
+            return
+        }
+        // Whole vectors, then one last vector that ends at the last byte and overlaps the ones before
+        // it: it rewrites those bytes with what they already hold (the source is left as it was), so
+        // no tail is done in pieces. Its first byte is at key phase `count % 4`.
+        let wide = UInt64(key) | UInt64(key) << 32
+        let vector = SIMD2<UInt64>(repeating: wide)
+        // Wrapping arithmetic: offsets stay below `count`, and an overflow check per step is most of
+        // what a step would cost.
+        var offset = 0
+        while offset <= count &- 32 {
+            (to + offset).storeBytes(of: (from + offset).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
+            (to + (offset &+ 16)).storeBytes(of: (from + (offset &+ 16)).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector,
+                                           as: SIMD2<UInt64>.self)
+            offset &+= 32
+        }
+        if offset <= count &- 16 {
+            (to + offset).storeBytes(of: (from + offset).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
+            offset &+= 16
+        }
+        if offset < count {
+            let shift = UInt64(count & 3) * 8
+            let last = shift == 0 ? wide : (wide >> shift) | (wide << (64 - shift))
+            (to + count - 16).storeBytes(of: (from + count - 16).loadUnaligned(as: SIMD2<UInt64>.self)
+                ^ SIMD2(repeating: last), as: SIMD2<UInt64>.self)
+        }
     }
 
     /// Writes `count` bytes from `source` XORed with `key` (its byte 0 for the first byte) to
