@@ -6,6 +6,7 @@
 #
 #   CONNECTIONS="100 1000 5000" DURATION=10 ROUNDS=3 YARDSTICKS=<folder holding pingpong.c> bash scripts/bench-cost.sh
 #   MODE=echo WINDOW=64 CONNECTIONS=500 ...   (pipelined: perftest -mode echo against ws-pingpong -m window)
+#   MODE=blast CONNECTIONS=100 ...            (perftest -mode blast and the server only)
 #
 # Method, the same for both clients so that their ratios compare like with like:
 # - one echoserver per row; the two clients take turns against it (perftest first in odd rounds,
@@ -32,7 +33,8 @@ WINDOW=${WINDOW:-64}
 case "$MODE" in
     pingpong) C_MODE=(-m pingpong); P_MODE=(-mode pingpong) ;;
     echo) C_MODE=(-m window -w "$WINDOW"); P_MODE=(-mode echo -window "$WINDOW") ;;
-    *) echo "bench: MODE must be pingpong or echo" >&2; exit 2 ;;
+    blast) C_MODE=(); P_MODE=(-mode blast) ;;
+    *) echo "bench: MODE must be pingpong, echo or blast" >&2; exit 2 ;;
 esac
 MESSAGE_BYTES=${MESSAGE_BYTES:-$((PAYLOAD + 64))}
 SAMPLE_FROM=${SAMPLE_FROM:-3}
@@ -45,7 +47,8 @@ build_products release echoserver perftest
 BIN=$(swift build -c release --show-bin-path)
 
 C_CLIENT=""
-if [ -n "${YARDSTICKS:-}" ] && [ -f "$YARDSTICKS/pingpong.c" ]; then
+# ws-pingpong has no blast mode: blast compares perftest with the server alone.
+if [ "$MODE" != blast ] && [ -n "${YARDSTICKS:-}" ] && [ -f "$YARDSTICKS/pingpong.c" ]; then
     mkdir -p .build-yardsticks
     cc -O2 -std=gnu11 -DWS -o .build-yardsticks/ws-pingpong "$YARDSTICKS/pingpong.c"
     C_CLIENT=.build-yardsticks/ws-pingpong
@@ -97,7 +100,11 @@ measure() {
     client_pid=""
     local connect
     if [ "$which" = perftest ]; then
-        rate=$(sed -n 's/^Messages recv: *[0-9]* (\([0-9]*\) msg\/s).*/\1/p' "$log")
+        if [ "$MODE" = blast ]; then  # Blast reports its send rate; the server echoes all of it.
+            rate=$(sed -n 's/^Messages sent: *[0-9]* (\([0-9]*\) msg\/s).*/\1/p' "$log")
+        else
+            rate=$(sed -n 's/^Messages recv: *[0-9]* (\([0-9]*\) msg\/s).*/\1/p' "$log")
+        fi
         connect=$(sed -n 's/^Duration:.*(connecting \([0-9.]*\)s.*/\1/p' "$log")
     else
         local result
