@@ -23,57 +23,43 @@ public enum Masking {
                             into destination: UnsafeMutableRawBufferPointer) {
         precondition(destination.count == source.count)
         guard source.count > 0, let from = source.baseAddress, let to = destination.baseAddress else { return }
-        let count = source.count
-        guard count >= 16 else {
-            Self.xor(from, into: to, count: count, key: key)
-            return
-        }
-        // Whole vectors, then one last vector that ends at the last byte and overlaps the ones before
-        // it: it rewrites those bytes with what they already hold (the source is left as it was), so
-        // no tail is done in pieces. Its first byte is at key phase `count % 4`.
-        let wide = UInt64(key) | UInt64(key) << 32
-        let vector = SIMD2<UInt64>(repeating: wide)
-        // Wrapping arithmetic: offsets stay below `count`, and an overflow check per step is most of
-        // what a step would cost.
-        var offset = 0
-        while offset <= count &- 32 {
-            (to + offset).storeBytes(of: (from + offset).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
-            (to + (offset &+ 16)).storeBytes(of: (from + (offset &+ 16)).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector,
-                                           as: SIMD2<UInt64>.self)
-            offset &+= 32
-        }
-        if offset <= count &- 16 {
-            (to + offset).storeBytes(of: (from + offset).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
-            offset &+= 16
-        }
-        if offset < count {
-            let shift = UInt64(count & 3) * 8
-            let last = shift == 0 ? wide : (wide >> shift) | (wide << (64 - shift))
-            (to + count - 16).storeBytes(of: (from + count - 16).loadUnaligned(as: SIMD2<UInt64>.self)
-                ^ SIMD2(repeating: last), as: SIMD2<UInt64>.self)
-        }
+        Self.xor(from, into: to, count: source.count, key: key, overlappingTail: true)
     }
 
     /// Writes `count` bytes from `source` XORed with `key` (its byte 0 for the first byte) to
     /// `destination`, which is `source` itself or does not overlap it.
+    ///
+    /// With `overlappingTail` (only when they do not overlap) and at least 16 bytes, a tail shorter than
+    /// a vector is done as one last vector ending at the last byte: it rewrites bytes before the tail
+    /// with what they already hold (the source is unchanged), at key phase `count % 4`. In place that
+    /// would mask those bytes twice, so the tail goes in 8-, 4- and 1-byte steps.
     @inline(__always)
     private static func xor(_ source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer, count: Int,
-                            key: UInt32) {
+                            key: UInt32, overlappingTail: Bool = false) {
         let wide = UInt64(key) | UInt64(key) << 32
         let vector = SIMD2<UInt64>(repeating: wide)
+        // 16-byte vectors (SSE2 on x86-64, NEON on arm64), two per step. Wrapping arithmetic: offsets
+        // stay below `count`, and an overflow check per step is much of what a step costs.
         var offset = 0
-        // 16-byte vectors (SSE2 on x86-64, NEON on arm64), two per step.
-        while offset + 32 <= count {
+        while offset <= count &- 32 {
             let s = source + offset
             let d = destination + offset
             d.storeBytes(of: s.loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
             (d + 16).storeBytes(of: (s + 16).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector, as: SIMD2<UInt64>.self)
-            offset += 32
+            offset &+= 32
         }
-        if offset + 16 <= count {
+        if offset <= count &- 16 {
             (destination + offset).storeBytes(of: (source + offset).loadUnaligned(as: SIMD2<UInt64>.self) ^ vector,
                                               as: SIMD2<UInt64>.self)
-            offset += 16
+            offset &+= 16
+        }
+        if overlappingTail && count >= 16 {
+            guard offset < count else { return }
+            let shift = UInt64(count & 3) * 8
+            let last = shift == 0 ? wide : (wide >> shift) | (wide << (64 - shift))
+            (destination + (count - 16)).storeBytes(of: (source + (count - 16)).loadUnaligned(as: SIMD2<UInt64>.self)
+                ^ SIMD2(repeating: last), as: SIMD2<UInt64>.self)
+            return
         }
         if offset + 8 <= count {
             (destination + offset).storeBytes(of: (source + offset).loadUnaligned(as: UInt64.self) ^ wide,
