@@ -6,7 +6,7 @@
 /// client's CPU time when it sends small messages as fast as it can. This is the same generator in the
 /// process, keyed from `getrandom` (``System/fillRandom(_:)``) and rekeyed after every
 /// ``blocksPerKey`` blocks, with the four blocks of a call computed side by side in 128-bit vectors
-/// (one lane per block): about 25 instructions per mask key.
+/// (one lane per block): about 35 instructions per mask key.
 ///
 /// Only the keystream is used; nothing is encrypted with it.
 struct ChaCha20 {

@@ -162,10 +162,10 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         }
     }
 
-    /// A client whose next pingpong message is due, with its connection.
+    /// A client whose next pingpong message, or echo window refill, is due, with its connection.
     ///
     /// Unretained: a group is sent within the loop turn that filled it (at the latest by `afterPoll`,
-    /// a check handle), and a connection lives at least until the close callbacks at the end of that
+    /// a check handle, which is where echo's refills always go), and a connection lives at least until the close callbacks at the end of that
     /// turn (`sockets` holds it until then). So no retain and release, each touching the connection's
     /// reference count, per message.
     struct DueClient {
