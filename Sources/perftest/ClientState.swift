@@ -96,9 +96,16 @@ extension LoopRun: WebSocketHandler {
         let message = self.builder.build(id: id, microseconds: Clock.unixMicroseconds(atMonotonic: now, wallOffset: self.wallOffset))
         guard socket.send(.text, message) else { return false }
         self.clients[slot].nextID &+= self.idStride
-        if self.options.mode != .blast { self.clients[slot].inFlight.push(id: id, at: now) }
+        if self.options.mode != .blast { self.clients[slot].inFlight.push(at: now) }
         self.countSent()
         return true
+    }
+
+    /// The id of client `slot`'s oldest message in flight: its messages in flight are the last
+    /// `count` it sent, ids `idStride` apart (see ``InFlight``).
+    @inline(__always)
+    func headID(_ slot: Int) -> UInt64 {
+        self.clients[slot].nextID &- UInt64(self.clients[slot].inFlight.count) &* self.idStride
     }
 
     // MARK: WebSocketHandler
@@ -113,15 +120,16 @@ extension LoopRun: WebSocketHandler {
         if self.options.mode == .blast { return }
         // Match the reply to the oldest unanswered message with this id; older ones were lost.
         let id = self.builder.replyID(message.bytes)
-        while let first = self.clients[slot].inFlight.first {
-            if let id, first.id < id {
+        while let firstTime = self.clients[slot].inFlight.firstTime {
+            let firstID = self.headID(slot)
+            if let id, firstID < id {
                 self.clients[slot].inFlight.removeFirst()  // Never answered: the server dropped it.
                 self.stats.skipped += 1
                 self.clients[slot].headTimedOut = false
                 continue
             }
-            if id == nil || first.id == id {
-                self.record(latency: now &- first.time, late: self.clients[slot].headTimedOut)
+            if id == nil || firstID == id {
+                self.record(latency: now &- firstTime, late: self.clients[slot].headTimedOut)
                 self.clients[slot].inFlight.removeFirst()
                 self.clients[slot].headTimedOut = false
             } else {
@@ -157,8 +165,8 @@ extension LoopRun: WebSocketHandler {
 
     /// Called by the loop's sweep: the oldest message of `slot` has waited longer than the reply timeout.
     func checkTimeout(_ slot: Int, now: UInt64, timeout: UInt64) {
-        guard let first = self.clients[slot].inFlight.first, !self.clients[slot].headTimedOut,
-              now &- first.time > timeout
+        guard let firstTime = self.clients[slot].inFlight.firstTime, !self.clients[slot].headTimedOut,
+              now &- firstTime > timeout
         else { return }
         self.clients[slot].headTimedOut = true
         self.stats.timeouts += 1

@@ -1,5 +1,6 @@
 import Foundation
 import StrandsWS
+import Synchronization
 import Testing
 
 /// Runs the built perftest against the built echoserver, as a user would.
@@ -28,6 +29,41 @@ struct PerfTestBinaryTests {
         let (status, output, errors) = try run("perftest", arguments + ["-json", json.path])
         let result = (try? Data(contentsOf: json)).flatMap { try? JSONDecoder().decode(Result.self, from: $0) }
         return (status, output, errors, result)
+    }
+
+    /// Echoes every message but each seventh, which it drops.
+    final class DroppingEcho: WebSocketHandler {
+        let seen = Atomic<Int>(0)
+        let dropped = Atomic<Int>(0)
+        func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+            if self.seen.add(1, ordering: .relaxed).newValue % 7 == 0 {
+                self.dropped.add(1, ordering: .relaxed)
+            } else {
+                socket.send(message.opcode, message.bytes)
+            }
+        }
+    }
+
+    @Test("a server that drops messages: exactly those are lost, every other reply is matched", arguments: ["pingpong", "echo"])
+    func dropsAreLost(mode: String) throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let handler = DroppingEcho()
+        let server = WebSocketServer(group: group, configuration: WebSocketConfiguration(), handler: handler)
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        // Pingpong waits for a dropped message's reply until -timeout, then moves on.
+        let (status, _, errors, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(port)", "-clients", "4", "-duration", "1", "-mode", mode, "-timeout", "0.02"])
+        let r = try #require(result, "no result: \(errors)")
+        let dropped = handler.dropped.load(ordering: .relaxed)
+        #expect(status == 0)
+        #expect(dropped > 10)
+        #expect(r.stats.sent == handler.seen.load(ordering: .relaxed))
+        #expect(r.stats.lost == dropped)
+        #expect(r.stats.received == r.stats.sent - dropped)
+        #expect(r.latency?.samples == r.stats.received)
+        // Each drop is waited for until -timeout, but a client's last one may still be waiting at the deadline.
+        if mode == "pingpong" { #expect(r.stats.timeouts >= dropped - 4) }
     }
 
     @Test("pingpong and echo: every message answered, nothing lost, latency recorded", arguments: ["pingpong", "echo"])
