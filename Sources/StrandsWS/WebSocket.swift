@@ -35,7 +35,8 @@ public final class WebSocket: TCPStreamDelegate {
     let handler: any WebSocketHandler
     let shared: WebSocketLoopContext
     let registry: ConnectionRegistry
-    var counters: WebSocketCounters { self.registry.counters }
+    /// The registry's counters, held here too: one load per message instead of two.
+    let counters: WebSocketCounters
     /// Unchecked: parsing never re-enters the parser (the handler may close the connection, but the
     /// parser is released only in the stream's close callback, a later loop turn).
     @exclusivity(unchecked) var parser: FrameParser
@@ -73,6 +74,7 @@ public final class WebSocket: TCPStreamDelegate {
         self.closeTimeout = configuration.closeTimeout
         self.shared = WebSocketLoopContext.on(stream.loop)
         self.registry = registry ?? self.shared.clients
+        self.counters = self.registry.counters
         self.parser = FrameParser(expectMasked: role == .server, maxMessageSize: configuration.maxMessageSize)
         stream.highWaterMark = configuration.highWaterMark
         stream.lowWaterMark = configuration.lowWaterMark
@@ -177,7 +179,7 @@ public final class WebSocket: TCPStreamDelegate {
         mutating func parser(didReceiveMessage opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
             self.socket._withUnsafeGuaranteedRef { socket in
                 guard socket.phase == .open else { return socket.phase == .closeSent }
-                socket.registry.counters.countReceived()
+                socket.counters.countReceived()
                 socket.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
                 return socket.phase == .open || socket.phase == .closeSent
             }

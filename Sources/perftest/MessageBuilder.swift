@@ -165,8 +165,8 @@ struct MessageBuilder {
         let two = hundreds | (four &- hundreds &* 100) << 16  // Per lane: the first pair, then the second.
         let tens = ((two &* 103) >> 10) & 0x000F_000F_000F_000F
         let digits = tens | (two &- tens &* 10) << 8
-        // Leading zero digits are zero bytes at the low end; 0 itself has one digit.
-        let count = value == 0 ? 1 : 8 - digits.trailingZeroBitCount / 8
+        // Leading zero digits are zero bytes at the low end; the last digit always counts (0 has one).
+        let count = 8 - (digits | 1 << 56).trailingZeroBitCount / 8
         return (UInt64(littleEndian: digits | 0x3030_3030_3030_3030), count)
     }
 
