@@ -54,18 +54,26 @@ extension WebSocket {
     /// Runs `body` and sends every frame it produces in one write (one system call for a burst).
     ///
     /// While a connection handles a read its replies are corked this way already; use it to send a burst
-    /// from anywhere else (a timer, a drain callback). Inside another connection's read handler the
-    /// frames go out one by one instead, since the loop's one cork belongs to that read.
+    /// from anywhere else: a timer, a drain callback, or another connection's read handler. In the last
+    /// case the reading connection's frames so far are written out first, and the loop's one cork is
+    /// lent to this burst and then given back, so each connection's bytes stay in the order they were
+    /// sent.
     public func withCork(_ body: () -> Void) {
         let shared = self.shared
-        guard shared.corkOwner == nil else {
+        let owner = shared.corkOwner
+        if owner == self.identity {  // This connection's own read: its cork is on already.
             body()
             return
         }
+        if let owner {
+            // The owner is inside its read callback, which keeps it alive.
+            Unmanaged<WebSocket>.fromOpaque(owner)._withUnsafeGuaranteedRef { $0.flushCorkNow() }
+        }
         shared.corkOwner = self.identity
         body()
-        shared.corkOwner = nil
+        shared.corkOwner = owner
         self.flushCorkNow()
+        if self.halfCloseAfterCork { self.stream.shutdownWrite() }
     }
 
     /// A `Sendable` handle for sending from any thread; each call hops to the connection's loop.

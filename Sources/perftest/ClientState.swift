@@ -147,10 +147,12 @@ extension LoopRun: WebSocketHandler {
     }
 
     func webSocketDidFinishRead(_ socket: WebSocket) {
-        // A read with replies in it (it set `readTime`): echo refills this client's window once the
-        // loop has handled every read of this turn, in `afterPoll`, one write per client.
+        // A read with replies in it (it set `readTime`): echo refills this client's window with the
+        // next group of clients that had replies, or at the end of the loop turn (`afterPoll`), one
+        // write per client, the group's writes back to back.
         if self.options.mode == .echo && self.readTime != 0 {
             self.due.append(DueClient(slot: Int(socket.userData), socket: .passUnretained(socket)))
+            if self.due.count >= Self.echoBatch { self.sendDue() }
         }
         self.readTime = 0
     }

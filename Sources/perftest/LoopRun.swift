@@ -46,6 +46,10 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// is handled its connections' state stays in cache for the sends.
     @exclusivity(unchecked) var due: [DueClient] = []
     static let sendBatch = 16
+    /// Echo's refills go out 64 clients at a time (or at the end of the turn), each in one write
+    /// through a lent cork: the server then wakes once per group, not once per client, and the group's
+    /// clients are still in cache (see Docs/PerfTest.md for the measurements behind 64).
+    static let echoBatch = 64
     var afterPoll: LoopCheck?
     var sweep: LoopTimer?
     var ramp: LoopTimer?
@@ -165,7 +169,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// A client whose next pingpong message, or echo window refill, is due, with its connection.
     ///
     /// Unretained: a group is sent within the loop turn that filled it (at the latest by `afterPoll`,
-    /// a check handle, which is where echo's refills always go), and a connection lives at least until the close callbacks at the end of that
+    /// a check handle), and a connection lives at least until the close callbacks at the end of that
     /// turn (`sockets` holds it until then). So no retain and release, each touching the connection's
     /// reference count, per message.
     struct DueClient {

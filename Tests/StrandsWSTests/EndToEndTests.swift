@@ -73,6 +73,52 @@ struct EndToEndTests {
         #expect(await client.events.next() == .text("read done"))
     }
 
+    @Test("a burst corked inside another connection's read leaves in one write, after that connection's frames so far")
+    func corkLentInsideRead() async throws {
+        /// On a server of one loop, a "go" from any connection sends a burst to the connection on /ws/b.
+        final class Relay: WebSocketHandler, @unchecked Sendable {  // Safe: `b` is touched on the one loop only.
+            let corked = Events<Int>()
+            var b: WebSocket?
+            func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
+                if request.target == "/ws/b" { self.b = socket }
+            }
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+                guard message.text == "go", let b = self.b else { return }
+                socket.send(text: "before")
+                b.withCork {
+                    for text in ["x", "y", "z"] { b.send(text: text) }
+                    // The cork holds the burst alone: "before" went out when the cork was lent.
+                    self.corked.post(b.shared.cork.count)
+                }
+                socket.send(text: "after")
+            }
+        }
+        final class Reads: WebSocketHandler {
+            let events = Events<String>()
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) { self.events.post(message.text) }
+            func webSocketDidFinishRead(_ socket: WebSocket) { self.events.post("|") }
+        }
+        let serverGroup = try LoopGroup(loopCount: 1)
+        let clientGroup = try LoopGroup(loopCount: 1)
+        defer {
+            clientGroup.shutdown()
+            serverGroup.shutdown()
+        }
+        let relay = Relay()
+        let server = WebSocketServer(group: serverGroup, configuration: WebSocketConfiguration(), handler: relay)
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let bSide = Reads()
+        _ = try await connectClient(to: "ws://127.0.0.1:\(port)/ws/b", on: clientGroup.loops[0], handler: bSide).get()
+        let aSide = Probe()
+        let a = try await connectClient(to: "ws://127.0.0.1:\(port)/ws/a", on: clientGroup.loops[0], handler: aSide).get()
+        #expect(await aSide.events.next() == .opened(path: "/ws/a", subprotocol: nil))
+        a.loop.execute { a.value.send(text: "go") }
+        #expect(await relay.corked.next() == 3 * 3)  // Three frames of a 2-byte header and 1 byte.
+        for expected in ["x", "y", "z", "|"] { #expect(await bSide.events.next() == expected) }
+        #expect(await aSide.events.next() == .text("before"))
+        #expect(await aSide.events.next() == .text("after"))
+    }
+
     @Test("a client can send from its connect completion, and its handler hears the open after it")
     func sendFromCompletion() async throws {
         let serverSide = Probe(echo: true)
