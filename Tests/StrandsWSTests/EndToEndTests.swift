@@ -78,7 +78,7 @@ struct EndToEndTests {
         /// On a server of one loop, a "go" from any connection sends a burst to the connection on /ws/b.
         final class Relay: WebSocketHandler, @unchecked Sendable {  // Safe: `b` is touched on the one loop only.
             let corked = Events<Int>()
-            var b: WebSocket?
+            weak var b: WebSocket?  // Weak: the connection holds this handler.
             func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
                 if request.target == "/ws/b" { self.b = socket }
             }
