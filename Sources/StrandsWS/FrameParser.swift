@@ -99,7 +99,7 @@ public struct FrameParser {
                     header = parsed
                     self.spillCount = 0
                 }
-                if !self.isOrdinary(header), let failure = self.check(header) { return self.fail(failure) }
+                if let failure = self.check(header) { return self.fail(failure) }
 
                 // The common case: a whole unfragmented data frame, or a whole control frame, in this
                 // buffer. Hand it over from where it lies; the frame state below is for frames that
@@ -222,16 +222,6 @@ public struct FrameParser {
         self.failure = result
         self.release()
         return result
-    }
-
-    /// A whole text or binary message in one frame, as it should be: what nearly every frame is, and
-    /// what ``check(_:)`` passes. Tested first, inline, so that the common frame does not pay for
-    /// building (and copying) the optional result of the full checks.
-    @inline(__always)
-    private func isOrdinary(_ header: HeaderFields) -> Bool {
-        header.rsv == 0 && header.fin && header.masked == self.expectMasked
-            && (header.opcode == .text || header.opcode == .binary) && self.messageOpcode == nil
-            && header.payloadLength >= 0 && header.payloadLength <= self.maxMessageSize
     }
 
     /// Rules that the header alone decides.

@@ -73,7 +73,6 @@ extension WebSocket {
         body()
         shared.corkOwner = owner
         self.flushCorkNow()
-        if self.halfCloseAfterCork { self.stream.shutdownWrite() }
     }
 
     /// A `Sendable` handle for sending from any thread; each call hops to the connection's loop.

@@ -138,8 +138,8 @@ extension LoopRun: WebSocketHandler {
             break
         }
         if self.clients[slot].sending {
-            // Echo refills its window once per loop turn (see `webSocketDidFinishRead`), as many messages
-            // at a time as the turn's replies made room for.
+            // Echo refills its window once per read, with its group (see `webSocketDidFinishRead`), as
+            // many messages at a time as the replies made room for.
             if self.options.mode == .pingpong { self.sendSoon(slot, socket) }
         } else if self.clients[slot].inFlight.isEmpty {
             self.clientDrained(slot)

@@ -40,10 +40,10 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// The clock reading for the read being handled (0: none yet; `webSocketDidFinishRead` clears it):
     /// replies that arrive together share one reading instead of paying for one each.
     @exclusivity(unchecked) var readTime: UInt64 = 0
-    /// Pingpong: clients whose reply came in and whose next message has not gone out yet. They are sent
-    /// in groups (``sendBatch``, or what is left when the loop's I/O callbacks are done), so the server
-    /// finds several requests per wake-up instead of being woken for each; while a group of replies
-    /// is handled its connections' state stays in cache for the sends.
+    /// Clients whose reply came in and whose next message (pingpong) or window refill (echo) has not gone
+    /// out yet. They are sent in groups (``sendBatch``, ``echoBatch``, or what is left when the loop's
+    /// I/O callbacks are done), so the server finds several requests per wake-up instead of being woken
+    /// for each; while a group of replies is handled its connections' state stays in cache for the sends.
     @exclusivity(unchecked) var due: [DueClient] = []
     static let sendBatch = 16
     /// Echo's refills go out 64 clients at a time (or at the end of the turn), each in one write
@@ -132,7 +132,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         }
         if self.options.mode == .blast { self.blastRound() }
         if self.options.mode != .blast {
-            self.due.reserveCapacity(self.options.mode == .pingpong ? Self.sendBatch : indices.count)
+            // A full group goes out at once, so the list never holds more than one.
+            self.due.reserveCapacity(self.options.mode == .pingpong ? Self.sendBatch : Self.echoBatch)
             self.afterPoll = self.loop.afterEachPoll { [unowned self] in
                 if !self.due.isEmpty { self.sendDue() }
             }

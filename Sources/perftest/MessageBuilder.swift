@@ -15,11 +15,12 @@ struct MessageBuilder {
     /// "00" to "99", two bytes each.
     private let pairs: UnsafeMutableRawPointer
     private let storage: UnsafeMutableRawBufferPointer
-    /// `{"type":"…","id":`.
-    private let prefix: UnsafeMutableRawBufferPointer
-    /// When the prefix is 16 to 32 bytes long, as every mode's is (20 to 24), its first and its last 16
-    /// bytes, which overlap below 32: written with two vector stores and compared with two loads.
-    private let prefixVectors: (head: SIMD2<UInt64>, tail: SIMD2<UInt64>)?
+    /// The length of `{"type":"…","id":`: 16 to 32 bytes (20 to 24 for perftest's modes).
+    private let prefixLength: Int
+    /// The prefix's first and last 16 bytes, which overlap below 32: it is written with two vector
+    /// stores and compared with two loads.
+    private let prefixHead: SIMD2<UInt64>
+    private let prefixTail: SIMD2<UInt64>
     private let tailStart: Int
     /// The seconds `secondsText` holds, and `,"ts":` followed by their digits (at most 6 + 20 bytes).
     private var cachedSeconds = UInt64.max
@@ -36,13 +37,10 @@ struct MessageBuilder {
         self.tailStart = Self.headRoom + prefix.count
         self.storage = .allocate(byteCount: self.tailStart + tail.count, alignment: 8)
         _ = UnsafeMutableRawBufferPointer(rebasing: self.storage[self.tailStart...]).initializeMemory(as: UInt8.self, from: tail)
-        self.prefix = .allocate(byteCount: prefix.count, alignment: 8)
-        _ = self.prefix.initializeMemory(as: UInt8.self, from: prefix)
-        if (16...32).contains(prefix.count) {
-            self.prefixVectors = (self.prefix.baseAddress!.loadUnaligned(as: SIMD2<UInt64>.self),
-                                  self.prefix.baseAddress!.loadUnaligned(fromByteOffset: prefix.count - 16, as: SIMD2<UInt64>.self))
-        } else {
-            self.prefixVectors = nil
+        precondition((16...32).contains(prefix.count), "a message type of at most 16 bytes")
+        self.prefixLength = prefix.count
+        (self.prefixHead, self.prefixTail) = prefix.withUnsafeBytes {
+            ($0.loadUnaligned(as: SIMD2<UInt64>.self), $0.loadUnaligned(fromByteOffset: prefix.count - 16, as: SIMD2<UInt64>.self))
         }
         self.secondsText = .allocate(byteCount: 32, alignment: 8)
         self.pairs = .allocate(byteCount: 200, alignment: 8)
@@ -54,7 +52,6 @@ struct MessageBuilder {
 
     func free() {
         self.storage.deallocate()
-        self.prefix.deallocate()
         self.secondsText.deallocate()
         self.pairs.deallocate()
     }
@@ -70,13 +67,9 @@ struct MessageBuilder {
             p = self.writeTime(microseconds, base)
         }
         self.putDigits(id, base, &p)
-        p -= self.prefix.count
-        if let (head, tail) = self.prefixVectors {
-            (base + p).storeBytes(of: head, as: SIMD2<UInt64>.self)
-            (base + p + self.prefix.count - 16).storeBytes(of: tail, as: SIMD2<UInt64>.self)
-        } else {
-            (base + p).copyMemory(from: self.prefix.baseAddress!, byteCount: self.prefix.count)
-        }
+        p -= self.prefixLength
+        (base + p).storeBytes(of: self.prefixHead, as: SIMD2<UInt64>.self)
+        (base + p + self.prefixLength - 16).storeBytes(of: self.prefixTail, as: SIMD2<UInt64>.self)
         return UnsafeRawBufferPointer(rebasing: self.storage[p...])
     }
 
@@ -174,7 +167,7 @@ struct MessageBuilder {
     /// an echo costs no search; anything else goes to ``parseID(_:)``.
     @inline(__always)
     func replyID(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
-        let count = self.prefix.count
+        let count = self.prefixLength
         guard bytes.count > count, self.hasPrefix(bytes.baseAddress!) else { return Self.parseID(bytes) }
         return Self.shortDigits(bytes, from: count) ?? Self.digits(bytes, from: count)
     }
@@ -206,29 +199,9 @@ struct MessageBuilder {
     /// Whether the prefix's bytes are at `start` (at least the prefix's length is readable there).
     @inline(__always)
     private func hasPrefix(_ start: UnsafeRawPointer) -> Bool {
-        let count = self.prefix.count
-        guard let (head, tail) = self.prefixVectors else { return Self.equal(start, self.prefix.baseAddress!, count) }
-        let difference = (start.loadUnaligned(as: SIMD2<UInt64>.self) ^ head)
-            | (start.loadUnaligned(fromByteOffset: count - 16, as: SIMD2<UInt64>.self) ^ tail)
+        let difference = (start.loadUnaligned(as: SIMD2<UInt64>.self) ^ self.prefixHead)
+            | (start.loadUnaligned(fromByteOffset: self.prefixLength - 16, as: SIMD2<UInt64>.self) ^ self.prefixTail)
         return difference[0] | difference[1] == 0
-    }
-
-    /// `memcmp(a, b, count) == 0` for the few dozen bytes of a prefix, inline: eight bytes at a time,
-    /// the last word overlapping the one before (a call to memcmp costs more than the comparison).
-    @inline(__always)
-    private static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
-        guard count >= 8 else { return memcmp(a, b, count) == 0 }
-        var i = 0
-        var difference: UInt64 = 0
-        while i + 8 <= count {
-            difference |= a.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            i += 8
-        }
-        if i < count {
-            difference |= a.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
-                ^ b.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
-        }
-        return difference == 0
     }
 }
 
