@@ -10,7 +10,7 @@ extension ParsableCommand {
     /// default is 64).
     public static func parseLikeGo(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Self {
         do {
-            return try Self.parse(arguments)
+            return try Self.parse(negativeValuesJoined(arguments))
         } catch {
             Self.exitLikeGo(for: error)
         }
@@ -19,7 +19,7 @@ extension ParsableCommand {
     /// Like ``parseLikeGo(_:)`` for a command with subcommands: returns the one chosen.
     public static func parseAsRootLikeGo(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> any ParsableCommand {
         do {
-            return try Self.parseAsRoot(arguments)
+            return try Self.parseAsRoot(negativeValuesJoined(arguments))
         } catch {
             Self.exitLikeGo(for: error)
         }
@@ -36,6 +36,26 @@ extension ParsableCommand {
     }
 
     static var _commandName: String { Self.configuration.commandName ?? String(describing: Self.self) }
+}
+
+/// `-duration -1` as `-duration=-1`: Go's flag package takes the word after a flag as its value even
+/// when it starts with a dash, while argument parser reads `-1` as an unknown option and reports the
+/// value as missing. Joined, the value reaches the option's own check, whose message names the range.
+/// Only words that are numbers are joined, and only to an option written without `=`; no option's
+/// name is a number, so nothing that was a flag before becomes a value.
+func negativeValuesJoined(_ arguments: [String]) -> [String] {
+    var joined: [String] = []
+    joined.reserveCapacity(arguments.count)
+    for argument in arguments {
+        if let option = joined.last, option.hasPrefix("-"), option != "--", !option.contains("="),
+           argument.hasPrefix("-"), Double(argument) != nil
+        {
+            joined[joined.count - 1] = option + "=" + argument
+        } else {
+            joined.append(argument)
+        }
+    }
+    return joined
 }
 
 /// Stops the process with a one-line message on stderr and a non-zero status.

@@ -25,8 +25,9 @@ struct Report: Codable, Sendable {
     /// lost / sent, in percent.
     var lossPercent: Double
     var latency: Latency?
-    /// perftest's own CPU seconds per 1,000 round trips (per 1,000 messages sent in blast mode).
-    var cpuSecondsPer1000: Double
+    /// perftest's own CPU seconds per 1,000 round trips (per 1,000 messages sent in blast mode); `nil`
+    /// when there was none to divide by.
+    var cpuSecondsPer1000: Double?
     /// The server's CPU seconds per 1,000 round trips over the same window, when its pid was known.
     var serverCPUSecondsPer1000: Double?
     var serverPID: Int32?
@@ -69,8 +70,8 @@ struct Report: Codable, Sendable {
             self.cpuSecondsPer1000 = result.steadyCPUSeconds / Double(result.steadyMessages) * 1000
             self.serverCPUSecondsPer1000 = result.serverSteadyCPUSeconds.map { $0 / Double(result.steadyMessages) * 1000 }
         } else {
-            let units = max(result.options.mode == .blast ? s.sent : s.received, 1)
-            self.cpuSecondsPer1000 = result.cpuSeconds / Double(units) * 1000
+            let units = result.options.mode == .blast ? s.sent : s.received
+            self.cpuSecondsPer1000 = units > 0 ? result.cpuSeconds / Double(units) * 1000 : nil
         }
         self.firstError = result.firstError
         self.stoppedBy = result.interruptedBy.map(Interrupt.name(of:))
@@ -110,10 +111,14 @@ struct Report: Codable, Sendable {
             Output.line("Latency max:     \(fixed(l.maxMs, 3))ms")
         }
         let unit = self.mode == Mode.blast.rawValue ? "messages sent" : "round trips"
-        Output.line("perftest CPU:    \(cpuMilliseconds(self.cpuSecondsPer1000)) ms per 1,000 \(unit)")
+        guard let cpu = self.cpuSecondsPer1000 else {
+            Output.line("perftest CPU:    n/a (no \(unit))")
+            return
+        }
+        Output.line("perftest CPU:    \(cpuMilliseconds(cpu)) ms per 1,000 \(unit)")
         if let server = self.serverCPUSecondsPer1000, let pid = self.serverPID {
             Output.line("server CPU:      \(cpuMilliseconds(server)) ms per 1,000 \(unit) (pid \(pid), same window; "
-                + "perftest/server \(fixed(self.cpuSecondsPer1000 / max(server, 1e-12), 3)))")
+                + "perftest/server \(fixed(cpu / max(server, 1e-12), 3)))")
         }
     }
 

@@ -81,7 +81,8 @@ extension PerfTestMain {
             let clients = report.stats.connected == report.stats.requested
                 ? "\(report.clients.formatted())" : "\(report.stats.connected.formatted())/\(report.clients.formatted())"
             let latency = { (ms: Double?) in ms.map { "\(fixed($0, 2))ms" } ?? "-" }
-            let cpu = "\(cpuMilliseconds(report.cpuSecondsPer1000)) / " + (report.serverCPUSecondsPer1000.map { cpuMilliseconds($0) } ?? "-")
+            let cpu = (report.cpuSecondsPer1000.map { cpuMilliseconds($0) } ?? "-") + " / "
+                + (report.serverCPUSecondsPer1000.map { cpuMilliseconds($0) } ?? "-")
             lines.append("| \(row.name) | \(clients) | \(report.mode) | \(fixed(report.measuredSeconds, 1))s | "
                 + "\(Int(report.sentPerSecond.rounded()).formatted()) | "
                 + (blast ? "(\(Int(report.receivedPerSecond.rounded()).formatted()) echoes read) | - | - | n/a | " :
