@@ -17,7 +17,9 @@
 # - ws-pingpong sends MESSAGE_BYTES-byte messages: the size of perftest's Go-format messages at
 #   -payload PAYLOAD (the envelope around the payload, `{"type":"pingpong","id":…,"ts":…,"data":"…"}`,
 #   is 64 bytes with a six-digit id).
-# The summary gives the median of each ratio over the rounds.
+# The summary gives the median of each ratio over the rounds, and the median split of each process's
+# CPU per round trip into user and system time (/proc/PID/task/*/stat, in clock ticks): where the kernel's
+# share is alike on both sides, the user share is what tells two clients apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -76,13 +78,17 @@ start_server() {
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 # CPU nanoseconds of every thread of a process (schedstat's first field).
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
+# User and system clock ticks of every thread of a process (stat fields 14 and 15, counted after the
+# parenthesised name).
+ticks() { cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/.*) //' | awk '{u += $12; k += $13} END {printf "%d %d", u, k}'; }
 field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
+median1() { median | awk '{printf "%.1f", $1}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # Runs one client (perftest or ws) for N connections against the server; sets rate, client_ns, server_ns.
 measure() {
-    local which=$1 n=$2 log c0 s0 t0 c1 s1 t1
+    local which=$1 n=$2 log c0 s0 t0 c1 s1 t1 cu0 ck0 su0 sk0 cu1 ck1 su1 sk1
     log=$(mktemp)
     if [ "$which" = perftest ]; then
         taskset -c "$CLIENT_CPU" "$BIN/perftest" -host "127.0.0.1:$port" -clients "$n" "${P_MODE[@]}" \
@@ -94,8 +100,10 @@ measure() {
     client_pid=$!
     sleep "$SAMPLE_FROM"
     c0=$(cpu_ns "$client_pid"); s0=$(cpu_ns "$server_pid"); t0=$(date +%s%N)
+    read -r cu0 ck0 <<<"$(ticks "$client_pid")"; read -r su0 sk0 <<<"$(ticks "$server_pid")"
     sleep $((DURATION - 1 - SAMPLE_FROM))
     c1=$(cpu_ns "$client_pid"); s1=$(cpu_ns "$server_pid"); t1=$(date +%s%N)
+    read -r cu1 ck1 <<<"$(ticks "$client_pid")"; read -r su1 sk1 <<<"$(ticks "$server_pid")"
     wait "$client_pid" || true
     client_pid=""
     local connect
@@ -120,7 +128,11 @@ measure() {
     # ns per round trip = CPU ns / (round trips per s × interval s).
     client_ns=$(awk -v d=$((c1 - c0)) -v r="$rate" -v t=$((t1 - t0)) 'BEGIN {printf "%.1f", d / (r * t / 1e9)}')
     server_ns=$(awk -v d=$((s1 - s0)) -v r="$rate" -v t=$((t1 - t0)) 'BEGIN {printf "%.1f", d / (r * t / 1e9)}')
+    per_tick() { awk -v d="$1" -v r="$rate" -v t=$((t1 - t0)) -v hz="$HZ" 'BEGIN {printf "%.1f", d * 1e9 / hz / (r * t / 1e9)}'; }
+    client_user=$(per_tick $((cu1 - cu0))); client_sys=$(per_tick $((ck1 - ck0)))
+    server_user=$(per_tick $((su1 - su0))); server_sys=$(per_tick $((sk1 - sk0)))
 }
+HZ=$(getconf CLK_TCK)
 
 echo "$MODE$([ "$MODE" = echo ] && echo " (window $WINDOW)"), ${PAYLOAD}-byte payload (ws-pingpong: ${MESSAGE_BYTES}-byte messages), ${DURATION} s per run," \
     "CPU sampled from ${SAMPLE_FROM} s to 1 s before the end; server on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU;" \
@@ -136,15 +148,20 @@ fi
 summary=""
 for n in $CONNECTIONS; do
     start_server
-    ps_ratios=""; ws_ratios=""; pw_ratios=""
+    ps_ratios=""; ws_ratios=""; pw_ratios=""; pu=""; pk=""; psu=""; psk=""; wu=""; wk=""; wsu=""; wsk=""
     for round in $(seq 1 "$ROUNDS"); do
         order="perftest ws"
         [ -n "$C_CLIENT" ] && [ $((round % 2)) -eq 0 ] && order="ws perftest"
         [ -n "$C_CLIENT" ] || order="perftest"
         for which in $order; do
             measure "$which" "$n"
-            if [ "$which" = perftest ]; then p_rate=$rate; p_ns=$client_ns; p_server=$server_ns
-            else w_rate=$rate; w_ns=$client_ns; w_server=$server_ns; fi
+            if [ "$which" = perftest ]; then
+                p_rate=$rate; p_ns=$client_ns; p_server=$server_ns
+                pu="$pu $client_user"; pk="$pk $client_sys"; psu="$psu $server_user"; psk="$psk $server_sys"
+            else
+                w_rate=$rate; w_ns=$client_ns; w_server=$server_ns
+                wu="$wu $client_user"; wk="$wk $client_sys"; wsu="$wsu $server_user"; wsk="$wsk $server_sys"
+            fi
         done
         ps=$(ratio "$p_ns" "$p_server"); ps_ratios="$ps_ratios $ps"
         row="| $n | $round | $p_rate | $p_ns | $p_server | $ps"
@@ -158,6 +175,9 @@ for n in $CONNECTIONS; do
     stop_server
     line="- $n clients, median of $ROUNDS: perftest / server $(median <<<"$ps_ratios")"
     [ -n "$C_CLIENT" ] && line="$line, ws-pingpong / server $(median <<<"$ws_ratios"), perftest / ws-pingpong $(median <<<"$pw_ratios")"
+    line="$line"$'\n'"  - user + system ns per round trip (medians): perftest $(median1 <<<"$pu") + $(median1 <<<"$pk"),"
+    line="$line server in its runs $(median1 <<<"$psu") + $(median1 <<<"$psk")"
+    [ -n "$C_CLIENT" ] && line="$line; ws-pingpong $(median1 <<<"$wu") + $(median1 <<<"$wk"), server in its runs $(median1 <<<"$wsu") + $(median1 <<<"$wsk")"
     summary="$summary$line"$'\n'
 done
 echo
