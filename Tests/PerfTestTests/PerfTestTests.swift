@@ -21,6 +21,11 @@ struct PerfTestTests {
             == #"{"type":"ping","id":7,"ts":1732780800,"data":"xxxxx"}"#)
         #expect(self.text(builder.build(id: 123_456_789_012, microseconds: 1_732_780_800_000_305))
             == #"{"type":"ping","id":123456789012,"ts":1732780800.000305,"data":"xxxxx"}"#)
+        // Leading and trailing zeros of the fraction at once, and each end alone.
+        for (fraction, text) in [(100, "0001"), (100_000, "1"), (1, "000001"), (10_010, "01001"), (999_999, "999999")] {
+            #expect(self.text(builder.build(id: 3, microseconds: 1_732_780_800_000_000 + UInt64(fraction)))
+                == #"{"type":"ping","id":3,"ts":1732780800."# + text + #","data":"xxxxx"}"#)
+        }
         var echo = MessageBuilder(type: "echo", payload: 64)
         defer { echo.free() }
         let message = echo.build(id: 1, microseconds: 1_732_780_800_500_001)
