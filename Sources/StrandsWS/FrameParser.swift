@@ -208,7 +208,11 @@ public struct FrameParser {
                 Masking.apply(key: key, phase: 0, to: payload)
             }
             p += headerLength + length
-            if byte0 == 0x81 && !UTF8Validator.isValid(UnsafeRawBufferPointer(payload)) {
+            // The ASCII pass inline (a run of short text frames calls it once each); the state machine
+            // only for text that has other bytes.
+            if byte0 == 0x81 && !UTF8Validator.isASCII(UnsafeRawBufferPointer(payload))
+                && !UTF8Validator.isValidBeyondASCII(UnsafeRawBufferPointer(payload))
+            {
                 return self.fail(.failed(.invalidPayload, "text message is not valid UTF-8"))
             }
             if !sink.parser(didReceiveMessage: Opcode(rawValue: byte0), payload: payload) {

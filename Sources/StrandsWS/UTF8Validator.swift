@@ -58,7 +58,12 @@ public struct UTF8Validator: Sendable {
 
     /// Validates a whole text at once.
     public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        if Self.isASCII(bytes) { return true }
+        Self.isASCII(bytes) || Self.isValidBeyondASCII(bytes)
+    }
+
+    /// ``isValid(_:)`` without the ASCII pass, for a caller that has run it inline.
+    @inline(never)
+    static func isValidBeyondASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var validator = UTF8Validator()
         return validator.validate(bytes) && validator.isComplete
     }
