@@ -18,7 +18,7 @@
 #   -payload PAYLOAD (the envelope around the payload, `{"type":"pingpong","id":…,"ts":…,"data":"…"}`,
 #   is 64 bytes with a six-digit id).
 # The summary gives the median of each ratio over the rounds, and the median split of each process's
-# CPU per round trip into user and system time (/proc/PID/task/*/stat, in clock ticks): where the kernel's
+# CPU per round trip into user and system time (/proc/PID/stat, in clock ticks): where the kernel's
 # share is alike on both sides, the user share is what tells two clients apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,9 +78,9 @@ start_server() {
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 # CPU nanoseconds of every thread of a process (schedstat's first field).
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
-# User and system clock ticks of every thread of a process (stat fields 14 and 15, counted after the
-# parenthesised name).
-ticks() { cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/.*) //' | awk '{u += $12; k += $13} END {printf "%d %d", u, k}'; }
+# User and system clock ticks of a process, all its threads (stat fields 14 and 15, counted after the
+# parenthesised name; the process's own line also keeps the ticks of threads that have ended).
+ticks() { sed 's/.*) //' /proc/"$1"/stat 2>/dev/null | awk '{printf "%d %d", $12, $13}'; }
 field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 median1() { median | awk '{printf "%.1f", $1}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }

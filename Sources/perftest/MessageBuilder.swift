@@ -22,7 +22,8 @@ struct MessageBuilder {
     private let prefixHead: SIMD2<UInt64>
     private let prefixTail: SIMD2<UInt64>
     private let tailStart: Int
-    /// The seconds `secondsText` holds, and `,"ts":` followed by their digits (at most 6 + 20 bytes).
+    /// The seconds `secondsText` holds, and `,"ts":` followed by their digits (at most 6 + 20 bytes),
+    /// at the end of its 32 bytes so that it is copied as two vectors.
     private var cachedSeconds = UInt64.max
     private let secondsText: UnsafeMutableRawBufferPointer
     private var secondsLength = 0
