@@ -17,13 +17,13 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     /// Size of the one read buffer every stream on this loop reads into (libuv suggests 64 KiB).
     public static let readBufferSize = 64 * 1024
 
-    let uvLoop: UnsafeMutablePointer<uv_loop_t>
+    package let uvLoop: UnsafeMutablePointer<uv_loop_t>
     private let wakeup: UnsafeMutablePointer<uv_async_t>
     private let inbox = Locked(Inbox())
     /// The tasks being run; swapped with the inbox's array so neither reallocates in steady state.
     private var running: [@Sendable () -> Void] = []
     /// Every stream on this loop reads here (`uv_alloc_cb`): a read is consumed before the next one starts.
-    let readBuffer: UnsafeMutableRawBufferPointer
+    package let readBuffer: UnsafeMutableRawBufferPointer
     private let runningThread = Atomic<UInt>(0)
     private let started = Atomic<Bool>(false)
     private var hasRun = false
@@ -35,6 +35,17 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     public let index: Int
     /// Per-loop singletons of higher layers, by type; see ``local(_:make:)``.
     private var locals: [ObjectIdentifier: AnyObject] = [:]
+
+    // The cork (see `TCPConnection`). Loop-confined and never reached in overlapping accesses (bytes are
+    // appended, or the buffer written out, and nothing else happens meanwhile): Swift's dynamic
+    // exclusivity checks, paid on every frame, buy nothing here. The owner is only compared, never
+    // called except to flush it: its address is enough, and costs no retain and release per write.
+
+    /// What the cork's owner writes while it holds the cork; it leaves in one write when the read (or
+    /// `withCork` body) ends.
+    @exclusivity(unchecked) package var cork = RawBuffer()
+    /// The connection holding the cork: the one whose read is being handled, or inside `withCork`.
+    @exclusivity(unchecked) package var corkOwner: UnsafeMutableRawPointer?
 
     private struct Inbox {
         var tasks: [@Sendable () -> Void] = []
@@ -75,6 +86,7 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         self.uvLoop.deallocate()
         self.wakeup.deallocate()
         self.readBuffer.deallocate()
+        self.cork.free()
     }
 
     /// Whether the calling thread is the one running this loop.
@@ -192,7 +204,7 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
 
     /// Traps with a clear message when loop-confined state is touched from another thread (debug builds).
     @inline(__always)
-    func assertInLoop(_ function: StaticString = #function) {
+    package func assertInLoop(_ function: StaticString = #function) {
         assert(self.inEventLoop || self.runningThread.load(ordering: .relaxed) == 0,
                "\(function) called off its loop's thread")
     }

@@ -94,7 +94,7 @@ extension LoopRun: WebSocketHandler {
     private func sendOne(_ slot: Int, _ socket: WebSocket, now: UInt64) -> Bool {
         let id = self.clients[slot].nextID
         let message = self.builder.build(id: id, microseconds: Clock.unixMicroseconds(atMonotonic: now, wallOffset: self.wallOffset))
-        guard socket.send(.text, message) else { return false }
+        guard socket.send(.text, message).isAccepted else { return false }
         self.clients[slot].nextID &+= self.idStride
         if self.options.mode != .blast { self.clients[slot].inFlight.push(at: now) }
         self.countSent()

@@ -28,6 +28,8 @@ final class Echo: WebSocketHandler {
 let configuration: WebSocketConfiguration = {
     var configuration = WebSocketConfiguration()
     configuration.maxMessageSize = 64 << 20
+    // Group 9 echoes messages of up to 16 MiB: each must fit under the send cap whole.
+    configuration.maxPendingBytes = 64 << 20
     return configuration
 }()
 

@@ -33,14 +33,17 @@ public final class TCPServer: Sendable {
 final class TCPListener: LoopHandleOwner {
     let loop: Loop
     let handle: UnsafeMutablePointer<uv_tcp_t>
-    let onAccept: @Sendable (TCPStream) -> Void
+    let make: @Sendable (Loop) throws(UVError) -> TCPConnection
+    let onAccept: @Sendable (TCPConnection) -> Void
     private var closing = false
     /// Accept failures (EMFILE and friends); libuv keeps a spare descriptor to shed such connections.
     private(set) var acceptErrors = 0
 
     /// Adopts a bound socket and starts listening. On failure the descriptor is closed.
-    init(loop: Loop, fd: Int32, backlog: Int32, onAccept: @escaping @Sendable (TCPStream) -> Void) throws(UVError) {
+    init(loop: Loop, fd: Int32, backlog: Int32, make: @escaping @Sendable (Loop) throws(UVError) -> TCPConnection,
+         onAccept: @escaping @Sendable (TCPConnection) -> Void) throws(UVError) {
         self.loop = loop
+        self.make = make
         self.onAccept = onAccept
         self.handle = .allocate(capacity: 1)
         var rc = loop.isShuttingDown ? UV_ECANCELED.rawValue : uv_tcp_init(loop.uvLoop, self.handle)
@@ -69,17 +72,17 @@ final class TCPListener: LoopHandleOwner {
             self.acceptErrors += 1
             return
         }
-        guard let stream = try? TCPStream(loop: self.loop) else {
+        guard let connection = try? self.make(self.loop) else {
             self.acceptErrors += 1
             return
         }
-        if uv_accept(cuv_tcp_as_stream(self.handle), stream.stream) != 0 {
+        if uv_accept(cuv_tcp_as_stream(self.handle), connection.stream) != 0 {
             self.acceptErrors += 1
-            stream.close()
+            connection.tcpClose()
             return
         }
-        stream.setNoDelay(true)
-        self.onAccept(stream)
+        connection.tcpSetNoDelay(true)
+        self.onAccept(connection)
     }
 
     func close() {
@@ -111,7 +114,20 @@ extension LoopGroup {
         backlog: Int = 1024,
         onAccept: @escaping @Sendable (TCPStream) -> Void
     ) throws(UVError) -> TCPServer {
-        try TCPServer.open(loops: self.loops, host: host, port: port, backlog: backlog, onAccept: onAccept)
+        try TCPServer.open(loops: self.loops, host: host, port: port, backlog: backlog, make: TCPStream.make,
+                           onAccept: { onAccept(unsafeDowncast($0, to: TCPStream.self)) })
+    }
+
+    /// Listens like ``listen(host:port:backlog:onAccept:)``, accepting each connection into an object
+    /// `make` creates on the accepting loop (a protocol connection that subclasses ``TCPConnection``).
+    package func listen(
+        host: String,
+        port: Int,
+        backlog: Int = 1024,
+        make: @escaping @Sendable (Loop) throws(UVError) -> TCPConnection,
+        onAccept: @escaping @Sendable (TCPConnection) -> Void
+    ) throws(UVError) -> TCPServer {
+        try TCPServer.open(loops: self.loops, host: host, port: port, backlog: backlog, make: make, onAccept: onAccept)
     }
 }
 
@@ -124,7 +140,8 @@ extension Loop {
         backlog: Int = 1024,
         onAccept: @escaping @Sendable (TCPStream) -> Void
     ) throws(UVError) -> TCPServer {
-        try TCPServer.open(loops: [self], host: host, port: port, backlog: backlog, onAccept: onAccept)
+        try TCPServer.open(loops: [self], host: host, port: port, backlog: backlog, make: TCPStream.make,
+                           onAccept: { onAccept(unsafeDowncast($0, to: TCPStream.self)) })
     }
 }
 
@@ -134,7 +151,8 @@ extension TCPServer {
         host: String,
         port: Int,
         backlog: Int,
-        onAccept: @escaping @Sendable (TCPStream) -> Void
+        make: @escaping @Sendable (Loop) throws(UVError) -> TCPConnection,
+        onAccept: @escaping @Sendable (TCPConnection) -> Void
     ) throws(UVError) -> TCPServer {
         guard let first = try SocketAddress.resolve(host: host, port: port).first else {
             throw UVError(code: UV_EAI_NONAME.rawValue, context: "resolve '\(host)'")
@@ -175,7 +193,7 @@ extension TCPServer {
             let backlog = Int32(clamping: backlog)
             let result = loop.runAndWait { () -> Result<LoopBound<TCPListener>, UVError> in
                 do throws(UVError) {
-                    let listener = try TCPListener(loop: loop, fd: fd, backlog: backlog, onAccept: onAccept)
+                    let listener = try TCPListener(loop: loop, fd: fd, backlog: backlog, make: make, onAccept: onAccept)
                     return .success(LoopBound(listener, loop: loop))
                 } catch {
                     return .failure(error)

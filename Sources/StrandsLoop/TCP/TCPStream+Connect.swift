@@ -17,19 +17,8 @@ extension TCPStream {
         timeout: Duration? = nil,
         _ completion: @escaping (Result<TCPStream, UVError>) -> Void
     ) {
-        loop.assertInLoop()
-        let attempt = ConnectAttempt(loop: loop, host: host, completion: completion)
-        if let timeout {
-            attempt.timer = loop.scheduleTimer(after: timeout) { [attempt] in attempt.timedOut() }
-        }
-        loop.resolve(host: host, port: port) { result in
-            switch result {
-            case .success(let addresses):
-                attempt.addresses = addresses
-                attempt.tryNext()
-            case .failure(let error):
-                attempt.finish(.failure(error))
-            }
+        TCPConnection.connect(on: loop, host: host, port: port, timeout: timeout, make: TCPStream.make) { result in
+            completion(result.map { unsafeDowncast($0, to: TCPStream.self) })
         }
     }
 
@@ -44,20 +33,51 @@ extension TCPStream {
     }
 }
 
+extension TCPConnection {
+    /// Connects like ``TCPStream/connect(on:host:port:timeout:_:)``, into an object `make` creates for
+    /// each attempt (a protocol connection that subclasses this class).
+    package static func connect(
+        on loop: Loop,
+        host: String,
+        port: Int,
+        timeout: Duration?,
+        make: @escaping (Loop) throws(UVError) -> TCPConnection,
+        _ completion: @escaping (Result<TCPConnection, UVError>) -> Void
+    ) {
+        loop.assertInLoop()
+        let attempt = ConnectAttempt(loop: loop, host: host, make: make, completion: completion)
+        if let timeout {
+            attempt.timer = loop.scheduleTimer(after: timeout) { [attempt] in attempt.timedOut() }
+        }
+        loop.resolve(host: host, port: port) { result in
+            switch result {
+            case .success(let addresses):
+                attempt.addresses = addresses
+                attempt.tryNext()
+            case .failure(let error):
+                attempt.finish(.failure(error))
+            }
+        }
+    }
+}
+
 /// One connect operation across the addresses a name resolved to. Retained by the `uv_connect_t` in flight.
 private final class ConnectAttempt {
     let loop: Loop
     let host: String
-    var completion: ((Result<TCPStream, UVError>) -> Void)?
+    let make: (Loop) throws(UVError) -> TCPConnection
+    var completion: ((Result<TCPConnection, UVError>) -> Void)?
     var addresses: [SocketAddress] = []
     var nextIndex = 0
-    var current: TCPStream?
+    var current: TCPConnection?
     var currentAddress: SocketAddress?
     var timer: LoopTimer?
     var lastError: UVError?
 
-    init(loop: Loop, host: String, completion: @escaping (Result<TCPStream, UVError>) -> Void) {
+    init(loop: Loop, host: String, make: @escaping (Loop) throws(UVError) -> TCPConnection,
+         completion: @escaping (Result<TCPConnection, UVError>) -> Void) {
         self.loop = loop
+        self.make = make
         self.host = host
         self.completion = completion
     }
@@ -70,9 +90,9 @@ private final class ConnectAttempt {
         }
         let address = self.addresses[self.nextIndex]
         self.nextIndex += 1
-        let stream: TCPStream
+        let stream: TCPConnection
         do {
-            stream = try TCPStream(loop: self.loop)
+            stream = try self.make(self.loop)
         } catch {
             self.finish(.failure(error.with(context: "connect to \(address)")))
             return
@@ -100,14 +120,14 @@ private final class ConnectAttempt {
         guard let stream = self.current, let address = self.currentAddress else { return }
         self.current = nil
         guard self.completion != nil else {
-            stream.close()  // Timed out or cancelled meanwhile.
+            stream.tcpClose()  // Timed out or cancelled meanwhile.
             return
         }
         if status == 0 {
-            stream.setNoDelay(true)
+            stream.tcpSetNoDelay(true)
             self.finish(.success(stream))
         } else {
-            stream.close()
+            stream.tcpClose()
             self.lastError = UVError(code: status, context: "connect to \(address)")
             self.tryNext()
         }
@@ -115,12 +135,12 @@ private final class ConnectAttempt {
 
     func timedOut() {
         let target = self.currentAddress.map { "connect to \($0)" } ?? "connect to \(self.host)"
-        self.current?.close()  // Its connect callback then reports ECANCELED and is ignored.
+        self.current?.tcpClose()  // Its connect callback then reports ECANCELED and is ignored.
         self.current = nil
         self.finish(.failure(UVError.timedOut.with(context: target)))
     }
 
-    func finish(_ result: Result<TCPStream, UVError>) {
+    func finish(_ result: Result<TCPConnection, UVError>) {
         self.timer?.cancel()
         self.timer = nil
         guard let completion = self.completion else { return }

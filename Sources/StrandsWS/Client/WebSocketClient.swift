@@ -1,21 +1,3 @@
-/// What a client's handshake must see in the server's response. Exists only during the handshake.
-final class ClientHandshake {
-    let request: HTTPRequest
-    let expectedAccept: String
-    let offeredProtocols: [String]
-    let handshakeTimeout: Duration
-    let completion: (Result<WebSocket, WebSocketError>) -> Void
-
-    init(request: HTTPRequest, expectedAccept: String, offeredProtocols: [String], handshakeTimeout: Duration,
-         completion: @escaping (Result<WebSocket, WebSocketError>) -> Void) {
-        self.request = request
-        self.expectedAccept = expectedAccept
-        self.offeredProtocols = offeredProtocols
-        self.handshakeTimeout = handshakeTimeout
-        self.completion = completion
-    }
-}
-
 /// Opens client connections.
 public enum WebSocketClient {
     /// Connects to a `ws://` URL on `loop` and performs the opening handshake. Loop-confined.
@@ -42,28 +24,30 @@ public enum WebSocketClient {
             completion(.failure(error))
             return
         }
-        TCPStream.connect(on: loop, host: target.host, port: target.port, timeout: configuration.connectTimeout) { result in
+        let context = WebSocketLoopContext.on(loop)
+        let registry = context.clientRegistry(handler: handler, configuration: configuration)
+        TCPConnection.connect(on: loop, host: target.host, port: target.port, timeout: configuration.connectTimeout,
+                              make: { loop throws(UVError) in try WebSocket(loop: loop, role: .client, registry: registry) }
+        ) { result in
             switch result {
             case .failure(let error):
-                WebSocketLoopContext.on(loop).clients.counters.countError()
+                context.clientCounters.countError()
                 completion(.failure(.connectFailed(error)))
-            case .success(let stream):
-                Self.handshake(stream: stream, url: target, configuration: configuration, headers: headers,
-                               subprotocols: subprotocols, handler: handler, completion: completion)
+            case .success(let connection):
+                Self.handshake(socket: unsafeDowncast(connection, to: WebSocket.self), url: target,
+                               headers: headers, subprotocols: subprotocols, completion: completion)
             }
         }
     }
 
     private static func handshake(
-        stream: TCPStream,
+        socket: WebSocket,
         url: WebSocketURL,
-        configuration: WebSocketConfiguration,
         headers: HTTPHeaders,
         subprotocols: [String],
-        handler: any WebSocketHandler,
         completion: @escaping (Result<WebSocket, WebSocketError>) -> Void
     ) {
-        let socket = WebSocket(stream: stream, role: .client, handler: handler, configuration: configuration, registry: nil)
+        let configuration = socket.registry.configuration
         var nonce = [UInt8](repeating: 0, count: 16)
         nonce.withUnsafeMutableBytes { System.fillRandom($0) }
         let key = Base64.encode(nonce)
@@ -72,88 +56,27 @@ public enum WebSocketClient {
             "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13",
         ])
         if !subprotocols.isEmpty { request.headers.add(name: "Sec-WebSocket-Protocol", value: subprotocols.joined(separator: ", ")) }
+        let offers = configuration.extensions.flatMap { $0.offers() }
+        if !offers.isEmpty {
+            request.headers.add(name: "Sec-WebSocket-Extensions", value: offers.map(\.description).joined(separator: ", "))
+        }
         for field in headers { request.headers.add(name: field.name, value: field.value) }
-        request.remoteAddress = stream.remoteAddress
-        socket.pendingClient = ClientHandshake(request: request, expectedAccept: Handshake.acceptValue(forKey: key),
-                                               offeredProtocols: subprotocols,
-                                               handshakeTimeout: configuration.handshakeTimeout, completion: completion)
-        socket.head = HTTPHeadReader(limits: configuration.httpLimits)
+        request.remoteAddress = socket.tcpRemoteAddress
+        let cold = socket.coldState
+        cold.pendingClient = ClientHandshake(request: request, expectedAccept: Handshake.acceptValue(forKey: key),
+                                             offeredProtocols: subprotocols, completion: completion)
+        cold.head = HTTPHeadReader(limits: configuration.httpLimits)
+        socket.registry.add(socket)
         socket.shared.setDeadline(socket, after: configuration.handshakeTimeout)
         var text = "GET \(request.target) HTTP/1.1\r\n"
         for field in request.headers { text += "\(field.name): \(field.value)\r\n" }
         text += "\r\n"
         do {
-            try stream.write(Array(text.utf8))
+            try socket.tcpWrite(Array(text.utf8))
         } catch {
             socket.failClientHandshake(.connectFailed(error))
             return
         }
-        stream.startReading()
-    }
-}
-
-extension WebSocket {
-    /// Client side of the handshake: read the response head and check it (RFC 6455 §4.1, steps 1–6).
-    func readClientHandshake(_ bytes: UnsafeRawBufferPointer) {
-        guard let head = self.head, let pending = self.pendingClient else { return }
-        let length: Int?
-        do {
-            length = try head.append(bytes)
-        } catch {
-            self.failClientHandshake(.handshakeFailed("response head too large"))
-            return
-        }
-        guard let length else { return }
-        let startLine: String, headers: HTTPHeaders
-        do {
-            (startLine, headers) = try head.split(length: length)
-        } catch {
-            self.failClientHandshake(.handshakeFailed("malformed response (\(error.reason))"))
-            return
-        }
-        let parts = startLine.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1.") else {
-            self.failClientHandshake(.handshakeFailed("malformed status line '\(startLine)'"))
-            return
-        }
-        guard parts[1] == "101" else {
-            self.failClientHandshake(.handshakeFailed("server answered '\(parts.dropFirst().joined(separator: " "))'"))
-            return
-        }
-        guard headers.contains("Upgrade", token: "websocket") else {
-            self.failClientHandshake(.handshakeFailed("response lacks 'Upgrade: websocket'"))
-            return
-        }
-        guard headers.contains("Connection", token: "upgrade") else {
-            self.failClientHandshake(.handshakeFailed("response lacks 'Connection: Upgrade'"))
-            return
-        }
-        guard headers["Sec-WebSocket-Accept"] == [pending.expectedAccept] else {
-            self.failClientHandshake(.handshakeFailed("wrong Sec-WebSocket-Accept"))
-            return
-        }
-        // §4.1: an extension or subprotocol the client did not offer fails the connection.
-        if let extensions = headers.tokens("Sec-WebSocket-Extensions").first {
-            self.failClientHandshake(.handshakeFailed("server chose extension '\(extensions)', none was offered"))
-            return
-        }
-        let chosen = headers.tokens("Sec-WebSocket-Protocol")
-        if chosen.count > 1 || (chosen.count == 1 && !pending.offeredProtocols.contains(chosen[0])) {
-            self.failClientHandshake(.handshakeFailed("server chose subprotocol '\(chosen.joined(separator: ", "))', not offered"))
-            return
-        }
-        self.subprotocol = chosen.first
-        self.pendingClient = nil
-        self.open(request: pending.request, leftover: length) { pending.completion(.success(self)) }
-    }
-
-    /// Ends a client handshake that cannot succeed: the completion hears why, and TCP is closed.
-    func failClientHandshake(_ error: WebSocketError) {
-        self.counters.countError()
-        if let pending = self.pendingClient {
-            self.pendingClient = nil
-            pending.completion(.failure(error))
-        }
-        self.stream.close()
+        socket.tcpStartReading()
     }
 }

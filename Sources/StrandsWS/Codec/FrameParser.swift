@@ -1,179 +1,100 @@
-/// Receives what a ``FrameParser`` finds. Each payload is borrowed: valid only during the call.
-public protocol FrameParserSink {
-    /// A complete text or binary message (reassembled if it came in fragments, UTF-8 checked if text).
-    /// Return `false` to stop parsing after it.
-    mutating func parser(didReceiveMessage opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool
-    /// A complete ping, pong or close frame; a close payload has been validated (code, UTF-8 reason).
-    /// Return `false` to stop parsing after it.
-    mutating func parser(didReceiveControl opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool
-}
-
-/// What a parse call ended with.
-public enum FrameParseResult: Equatable, Sendable {
-    /// Every byte was consumed; more may come.
-    case consumedAll
-    /// The sink asked to stop after `consumed` bytes.
-    case stopped(consumed: Int)
-    /// The peer broke the protocol: close with `code`. The parser stays failed.
-    case failed(CloseCode, String)
-}
-
 /// An incremental RFC 6455 frame parser that copes with any split of the byte stream.
 ///
 /// Frames are unmasked in place in the caller's buffer. A data frame that arrives whole, unfragmented, in
-/// one buffer is handed to the sink straight from that buffer: no copy, no allocation. Only a header
-/// split across buffers (at most 14 bytes, kept inline), a control frame split across buffers (at most
-/// 125 bytes) or a message that spans buffers or fragments is copied, into storage that exists only
-/// while that message is incomplete. Call ``release()`` when done with a parser that may hold some.
+/// one buffer is handed to the sink straight from that buffer: no copy, no allocation. Everything a frame
+/// or message that spans buffers needs (a split header of at most 14 bytes, the frame's position, its
+/// mask phase, the UTF-8 state, the reassembly and control buffers) lives in a ``FrameParserState`` that
+/// exists only while something is incomplete: between messages a parser is three configuration fields and
+/// a nil pointer. Call ``release()`` when done with a parser that may hold some.
 ///
-/// Checks, each failing with its RFC close code: reserved bits without an extension (1002), reserved
+/// Checks, each failing with its RFC close code: reserved bits no negotiated extension owns (1002), reserved
 /// opcodes (1002), fragmented or oversized control frames (1002), masking wrong for the role (1002),
 /// 64-bit lengths with the top bit set (1002), continuation without a message or a new message inside
 /// one (1002), messages over ``maxMessageSize`` (1009, decided from the header, before the payload
 /// arrives), text that is not UTF-8 (1007, at the first impossible byte), and close frames with a 1-byte
 /// payload, a code peers may not send, or a reason that is not UTF-8 (1002 / 1002 / 1007).
 public struct FrameParser {
-    // Declared in the order of use: what every frame reads comes first, in one or two cache lines (a
-    // server with thousands of connections meets each parser cold); the buffers of split headers and
-    // fragmented messages come last.
-    private var failure: FrameParseResult?
-    /// The largest message, in payload bytes summed over its fragments.
-    public var maxMessageSize: Int
-    // The frame whose payload is being read.
-    private var remaining = 0
-    private var maskPhase = 0
-    private var messageSize = 0
-    private var spillCount = 0
-    private var maskKey: UInt32 = 0
-    private var utf8 = UTF8Validator()
     /// Whether frames must be masked (a server's view of a client) or must not be (a client's view).
     public let expectMasked: Bool
-    private var inPayload = false
-    private var frameOpcode = Opcode.continuation
-    private var frameFin = false
-    private var frameMasked = false
-    // The data message being assembled, if any.
-    private var messageOpcode: Opcode?
-    // Header spill: up to 14 bytes of a header split across buffers, inline.
-    private var spill: (UInt64, UInt64) = (0, 0)
-    private var message = RawBuffer()
-    private var control = RawBuffer()
+    /// The RSV bits (0x40 RSV1, 0x20 RSV2, 0x10 RSV3) a negotiated extension owns; a frame with any
+    /// other reserved bit fails with 1002. 0 without extensions.
+    public var allowedRSV: UInt8
+    /// The largest message, in payload bytes summed over its fragments.
+    public var maxMessageSize: Int
+    /// What an incomplete frame or message needs; `nil` between messages.
+    var state: FrameParserState?
 
-    public init(expectMasked: Bool, maxMessageSize: Int) {
+    public init(expectMasked: Bool, maxMessageSize: Int, allowedRSV: UInt8 = 0) {
         self.expectMasked = expectMasked
         self.maxMessageSize = maxMessageSize
+        self.allowedRSV = allowedRSV & 0x70
     }
 
-    /// True while a message or frame is partly received (storage may be held).
-    public var isMidMessage: Bool { self.messageOpcode != nil || self.inPayload || self.spillCount > 0 }
+    /// True while a message or frame is partly received (storage is held).
+    public var isMidMessage: Bool { self.state?.isMidMessage ?? false }
 
     /// Frees any partial-message storage.
-    public mutating func release() {
-        self.message.free()
-        self.control.free()
-    }
+    public mutating func release() { self.state = nil }
 
     /// Parses `input`, unmasking it in place, and reports messages and control frames to `sink`.
     public mutating func parse<Sink: FrameParserSink>(
         _ input: UnsafeMutableRawBufferPointer,
         into sink: inout Sink
     ) -> FrameParseResult {
-        if let failure = self.failure { return failure }
+        Self.parse(input, expectMasked: self.expectMasked, maxMessageSize: self.maxMessageSize,
+                   allowedRSV: self.allowedRSV, state: &self.state, into: &sink)
+    }
+
+    /// The parser itself, over state kept wherever the caller keeps it (a connection holds only the
+    /// `state` pointer; its limits come from its server's configuration).
+    @inline(__always)
+    static func parse<Sink: FrameParserSink>(
+        _ input: UnsafeMutableRawBufferPointer,
+        expectMasked: Bool,
+        maxMessageSize: Int,
+        allowedRSV: UInt8,
+        state: inout FrameParserState?,
+        into sink: inout Sink
+    ) -> FrameParseResult {
         guard let base = input.baseAddress else { return .consumedAll }
         let count = input.count
         var p = 0
-        while p < count {
-            if !self.inPayload && self.spillCount == 0 && self.messageOpcode == nil {
-                if let result = self.parseOrdinary(base, count, &p, into: &sink) { return result }
-                if p == count { break }
+        while state == nil {
+            if let result = Self.parseOrdinary(base, count, &p, expectMasked: expectMasked,
+                                               maxMessageSize: maxMessageSize, into: &sink) {
+                if case .failed = result { state = FrameParserState(failure: result) }
+                return result
             }
-            if !self.inPayload {
-                // A header: parse it in place, or through the spill when it is split.
-                var header = HeaderFields()
-                if self.spillCount == 0, let parsed = HeaderFields.parse(base + p, available: count - p) {
-                    header = parsed
-                    p += header.length
-                } else {
-                    p += self.fillSpill(base + p, available: count - p)
-                    guard let parsed = self.parseSpill() else { return .consumedAll }
-                    header = parsed
-                    self.spillCount = 0
-                }
-                if let failure = self.check(header) { return self.fail(failure) }
-
-                // The common case: a whole unfragmented data frame, or a whole control frame, in this
-                // buffer. Hand it over from where it lies; the frame state below is for frames that
-                // continue past this buffer, so this path leaves it alone.
-                if header.payloadLength <= count - p
-                    && (header.opcode.isControl || (header.fin && self.messageOpcode == nil))
-                {
-                    let payload = UnsafeMutableRawBufferPointer(start: base + p, count: header.payloadLength)
-                    if header.masked { Masking.apply(key: header.maskKey, phase: 0, to: payload) }
-                    p += header.payloadLength
-                    let keepGoing: Bool
-                    if header.opcode.isControl {
-                        if let failure = Self.checkControl(header.opcode, payload) { return self.fail(failure) }
-                        keepGoing = sink.parser(didReceiveControl: header.opcode, payload: payload)
-                    } else {
-                        if header.opcode == .text && !UTF8Validator.isValid(UnsafeRawBufferPointer(payload)) {
-                            return self.fail(.failed(.invalidPayload, "text message is not valid UTF-8"))
-                        }
-                        keepGoing = sink.parser(didReceiveMessage: header.opcode, payload: payload)
-                    }
-                    if !keepGoing { return .stopped(consumed: p) }
-                    continue
-                }
-                self.frameOpcode = header.opcode
-                self.frameFin = header.fin
-                self.frameMasked = header.masked
-                self.maskKey = header.maskKey
-                self.maskPhase = 0
-                self.remaining = header.payloadLength
-                self.inPayload = true
-                if !header.opcode.isControl && header.opcode != .continuation {
-                    self.messageOpcode = header.opcode
-                    self.messageSize = 0
-                    self.utf8 = UTF8Validator()
-                }
+            if p == count { return .consumedAll }
+            // A frame the ordinary loop does not take (a control frame, reserved bits, a 64-bit length)
+            // needs no state either when all of it is here and it is not part of a fragmented message.
+            guard let header = HeaderFields.parse(base + p, available: count - p),
+                  header.payloadLength >= 0, header.payloadLength <= count - p - header.length,
+                  header.opcode.isControl || (header.fin && header.opcode != .continuation)
+            else { break }
+            if let failure = FrameParserState.check(header, messageOpcode: nil, messageSize: 0,
+                                                    expectMasked: expectMasked, maxMessageSize: maxMessageSize,
+                                                    allowedRSV: allowedRSV) {
+                state = FrameParserState(failure: failure)
+                return failure
             }
-
-            // Payload of the current frame, possibly only part of it.
-            let take = min(self.remaining, count - p)
-            let chunk = UnsafeMutableRawBufferPointer(start: base + p, count: take)
-            if self.frameMasked { self.maskPhase = Masking.apply(key: self.maskKey, phase: self.maskPhase, to: chunk) }
-            p += take
-            self.remaining -= take
-            if self.frameOpcode.isControl {
-                self.control.append(UnsafeRawBufferPointer(chunk))
-            } else {
-                if self.messageOpcode == .text && !self.utf8.validate(UnsafeRawBufferPointer(chunk)) {
-                    return self.fail(.failed(.invalidPayload, "text message is not valid UTF-8"))
-                }
-                self.message.append(UnsafeRawBufferPointer(chunk))
-                self.messageSize += take
+            p += header.length
+            if let result = FrameParserState.deliverWhole(header, base + p, into: &sink) {
+                if case .failed = result { state = FrameParserState(failure: result) }
+                if case .stopped = result { return .stopped(consumed: p + header.payloadLength) }
+                return result
             }
-            guard self.remaining == 0 else { continue }
-            self.inPayload = false
-            if self.frameOpcode.isControl {
-                let payload = self.control.mutableBytes
-                if let failure = Self.checkControl(self.frameOpcode, payload) { return self.fail(failure) }
-                let keepGoing = sink.parser(didReceiveControl: self.frameOpcode, payload: payload)
-                self.control.free()
-                if !keepGoing { return .stopped(consumed: p) }
-            } else if self.frameFin {
-                if self.messageOpcode == .text && !self.utf8.isComplete {
-                    return self.fail(.failed(.invalidPayload, "text message ends inside a UTF-8 sequence"))
-                }
-                let opcode = self.messageOpcode!
-                self.messageOpcode = nil
-                let keepGoing = sink.parser(didReceiveMessage: opcode, payload: self.message.mutableBytes)
-                // Storage exists only while a message is incomplete.
-                self.message.free()
-                if !keepGoing { return .stopped(consumed: p) }
-            }
+            p += header.payloadLength
         }
-        return .consumedAll
+        if state == nil { state = FrameParserState() }
+        let parsing = state.unsafelyUnwrapped
+        let result = parsing.parse(base, count, p, expectMasked: expectMasked, maxMessageSize: maxMessageSize,
+                                   allowedRSV: allowedRSV, into: &sink)
+        // Storage exists only while something is incomplete (or to remember a failure).
+        if !parsing.isMidMessage && parsing.failure == nil { state = nil }
+        return result
     }
+
 
     /// The run of frames that nearly every read is: whole, unfragmented text or binary messages with no
     /// reserved bits, masked as the role expects, with 7- or 16-bit lengths, each entirely in `base`
@@ -183,11 +104,12 @@ public struct FrameParser {
     ///
     /// Only while no message, frame or header is in progress: the sink's calls cannot change that.
     @inline(__always)
-    private mutating func parseOrdinary<Sink: FrameParserSink>(
-        _ base: UnsafeMutableRawPointer, _ count: Int, _ p: inout Int, into sink: inout Sink
+    static func parseOrdinary<Sink: FrameParserSink>(
+        _ base: UnsafeMutableRawPointer, _ count: Int, _ p: inout Int, expectMasked: Bool, maxMessageSize: Int,
+        into sink: inout Sink
     ) -> FrameParseResult? {
-        let maskBit: UInt8 = self.expectMasked ? 0x80 : 0
-        let limit = self.maxMessageSize
+        let maskBit: UInt8 = expectMasked ? 0x80 : 0
+        let limit = maxMessageSize
         while count - p >= 2 {
             let byte0 = base.load(fromByteOffset: p, as: UInt8.self)
             let byte1 = base.load(fromByteOffset: p + 1, as: UInt8.self)
@@ -213,7 +135,7 @@ public struct FrameParser {
             if byte0 == 0x81 && !UTF8Validator.isASCII(UnsafeRawBufferPointer(payload))
                 && !UTF8Validator.isValidBeyondASCII(UnsafeRawBufferPointer(payload))
             {
-                return self.fail(.failed(.invalidPayload, "text message is not valid UTF-8"))
+                return .failed(.invalidPayload, "text message is not valid UTF-8")
             }
             if !sink.parser(didReceiveMessage: Opcode(rawValue: byte0), payload: payload) {
                 return .stopped(consumed: p)
@@ -221,40 +143,211 @@ public struct FrameParser {
         }
         return nil
     }
+}
 
-    private mutating func fail(_ result: FrameParseResult) -> FrameParseResult {
+@available(*, unavailable)
+extension FrameParser: Sendable {}
+
+/// The state of a frame or message that spans buffers. Allocated when a read ends inside one (or a
+/// message is fragmented), freed when it completes; kept after a failure, which it then repeats.
+final class FrameParserState {
+    // Declared in the order of use: the frame's position first, the buffers last.
+    var failure: FrameParseResult?
+    // The frame whose payload is being read.
+    var remaining = 0
+    var maskPhase = 0
+    var messageSize = 0
+    var spillCount = 0
+    var maskKey: UInt32 = 0
+    var utf8 = UTF8Validator()
+    var inPayload = false
+    var frameOpcode = Opcode.continuation
+    var frameFin = false
+    var frameMasked = false
+    // The data message being assembled, if any, and the reserved bits of its first frame.
+    var messageOpcode: Opcode?
+    var messageRSV: UInt8 = 0
+    // Header spill: up to 14 bytes of a header split across buffers.
+    var spill: (UInt64, UInt64) = (0, 0)
+    var message = RawBuffer()
+    var control = RawBuffer()
+
+    init(failure: FrameParseResult? = nil) { self.failure = failure }
+
+    deinit {
+        self.message.free()
+        self.control.free()
+    }
+
+    var isMidMessage: Bool { self.messageOpcode != nil || self.inPayload || self.spillCount > 0 }
+
+    /// The general path, from `p` on: headers in place or through the spill, payloads in pieces.
+    func parse<Sink: FrameParserSink>(
+        _ base: UnsafeMutableRawPointer, _ count: Int, _ start: Int, expectMasked: Bool, maxMessageSize: Int,
+        allowedRSV: UInt8, into sink: inout Sink
+    ) -> FrameParseResult {
+        if let failure = self.failure { return failure }
+        var p = start
+        while p < count {
+            if !self.inPayload && self.spillCount == 0 && self.messageOpcode == nil {
+                if let result = FrameParser.parseOrdinary(base, count, &p, expectMasked: expectMasked,
+                                                          maxMessageSize: maxMessageSize, into: &sink) {
+                    if case .failed = result { self.failure = result }
+                    return result
+                }
+                if p == count { break }
+            }
+            if !self.inPayload {
+                // A header: parse it in place, or through the spill when it is split.
+                var header = HeaderFields()
+                if self.spillCount == 0, let parsed = HeaderFields.parse(base + p, available: count - p) {
+                    header = parsed
+                    p += header.length
+                } else {
+                    p += self.fillSpill(base + p, available: count - p)
+                    guard let parsed = self.parseSpill() else { return .consumedAll }
+                    header = parsed
+                    self.spillCount = 0
+                }
+                if let failure = Self.check(header, messageOpcode: self.messageOpcode, messageSize: self.messageSize,
+                                            expectMasked: expectMasked, maxMessageSize: maxMessageSize,
+                                            allowedRSV: allowedRSV) {
+                    return self.fail(failure)
+                }
+
+                // A whole unfragmented data frame, or a whole control frame, in this buffer: handed over
+                // from where it lies. The frame state below is for frames that continue past this buffer.
+                if header.payloadLength <= count - p
+                    && (header.opcode.isControl || (header.fin && self.messageOpcode == nil))
+                {
+                    if let result = Self.deliverWhole(header, base + p, into: &sink) {
+                        if case .failed = result { return self.fail(result) }
+                        if case .stopped = result { return .stopped(consumed: p + header.payloadLength) }
+                        return result
+                    }
+                    p += header.payloadLength
+                    continue
+                }
+                self.frameOpcode = header.opcode
+                self.frameFin = header.fin
+                self.frameMasked = header.masked
+                self.maskKey = header.maskKey
+                self.maskPhase = 0
+                self.remaining = header.payloadLength
+                self.inPayload = true
+                if !header.opcode.isControl && header.opcode != .continuation {
+                    self.messageOpcode = header.opcode
+                    self.messageRSV = header.rsv
+                    self.messageSize = 0
+                    self.utf8 = UTF8Validator()
+                }
+            }
+
+            // Payload of the current frame, possibly only part of it.
+            let take = min(self.remaining, count - p)
+            let chunk = UnsafeMutableRawBufferPointer(start: base + p, count: take)
+            if self.frameMasked { self.maskPhase = Masking.apply(key: self.maskKey, phase: self.maskPhase, to: chunk) }
+            p += take
+            self.remaining -= take
+            if self.frameOpcode.isControl {
+                self.control.append(UnsafeRawBufferPointer(chunk))
+            } else {
+                if self.messageOpcode == .text && self.messageRSV == 0 && !self.utf8.validate(UnsafeRawBufferPointer(chunk)) {
+                    return self.fail(.failed(.invalidPayload, "text message is not valid UTF-8"))
+                }
+                self.message.append(UnsafeRawBufferPointer(chunk))
+                self.messageSize += take
+            }
+            guard self.remaining == 0 else { continue }
+            self.inPayload = false
+            if self.frameOpcode.isControl {
+                let payload = self.control.mutableBytes
+                if let failure = Self.checkControl(self.frameOpcode, payload) { return self.fail(failure) }
+                let keepGoing = sink.parser(didReceiveControl: self.frameOpcode, payload: payload)
+                self.control.free()
+                if !keepGoing { return .stopped(consumed: p) }
+            } else if self.frameFin {
+                if self.messageOpcode == .text && self.messageRSV == 0 && !self.utf8.isComplete {
+                    return self.fail(.failed(.invalidPayload, "text message ends inside a UTF-8 sequence"))
+                }
+                let opcode = self.messageOpcode!
+                self.messageOpcode = nil
+                let keepGoing = self.messageRSV == 0
+                    ? sink.parser(didReceiveMessage: opcode, payload: self.message.mutableBytes)
+                    : sink.parser(didReceiveMessage: opcode, rsv: self.messageRSV, payload: self.message.mutableBytes)
+                // Storage exists only while a message is incomplete.
+                self.message.free()
+                if !keepGoing { return .stopped(consumed: p) }
+            }
+        }
+        return .consumedAll
+    }
+
+
+    private func fail(_ result: FrameParseResult) -> FrameParseResult {
         self.failure = result
-        self.release()
+        self.message.free()
+        self.control.free()
         return result
     }
 
-    /// Rules that the header alone decides.
-    private func check(_ header: HeaderFields) -> FrameParseResult? {
-        if header.rsv != 0 { return .failed(.protocolError, "reserved bits set without a negotiated extension") }
+    /// Unmasks and delivers a frame that is whole at `payload`; `nil` to go on, `.stopped(consumed: 0)`
+    /// when the sink stops (the caller knows where), or the failure.
+    @inline(__always)
+    static func deliverWhole<Sink: FrameParserSink>(
+        _ header: HeaderFields, _ start: UnsafeMutableRawPointer, into sink: inout Sink
+    ) -> FrameParseResult? {
+        let payload = UnsafeMutableRawBufferPointer(start: start, count: header.payloadLength)
+        if header.masked { Masking.apply(key: header.maskKey, phase: 0, to: payload) }
+        let keepGoing: Bool
+        if header.opcode.isControl {
+            if let failure = Self.checkControl(header.opcode, payload) { return failure }
+            keepGoing = sink.parser(didReceiveControl: header.opcode, payload: payload)
+        } else if header.rsv != 0 {
+            keepGoing = sink.parser(didReceiveMessage: header.opcode, rsv: header.rsv, payload: payload)
+        } else {
+            if header.opcode == .text && !UTF8Validator.isValid(UnsafeRawBufferPointer(payload)) {
+                return .failed(.invalidPayload, "text message is not valid UTF-8")
+            }
+            keepGoing = sink.parser(didReceiveMessage: header.opcode, payload: payload)
+        }
+        return keepGoing ? nil : .stopped(consumed: 0)
+    }
+
+    /// Rules that the header alone decides, given the message in progress (if any).
+    static func check(_ header: HeaderFields, messageOpcode: Opcode?, messageSize: Int, expectMasked: Bool,
+                      maxMessageSize: Int, allowedRSV: UInt8) -> FrameParseResult? {
+        if header.rsv & ~allowedRSV != 0 {
+            return .failed(.protocolError, "reserved bits set without a negotiated extension")
+        }
         if header.opcode.isReserved { return .failed(.protocolError, "reserved opcode \(header.opcode.rawValue)") }
-        if header.masked != self.expectMasked {
-            return .failed(.protocolError, self.expectMasked ? "client frame is not masked" : "server frame is masked")
+        if header.masked != expectMasked {
+            return .failed(.protocolError, expectMasked ? "client frame is not masked" : "server frame is masked")
         }
         if header.payloadLength < 0 { return .failed(.protocolError, "64-bit payload length has its top bit set") }
         if header.opcode.isControl {
+            // RFC 7692 §6: extensions' bits are for data frames; a control frame never carries them.
+            if header.rsv != 0 { return .failed(.protocolError, "reserved bits set on a control frame") }
             if !header.fin { return .failed(.protocolError, "fragmented control frame") }
             if header.payloadLength > 125 { return .failed(.protocolError, "control frame longer than 125 bytes") }
             return nil
         }
         if header.opcode == .continuation {
-            if self.messageOpcode == nil { return .failed(.protocolError, "continuation frame without a message") }
-        } else if self.messageOpcode != nil {
+            if messageOpcode == nil { return .failed(.protocolError, "continuation frame without a message") }
+            // RFC 7692 §6.1: only a message's first frame says it is compressed.
+            if header.rsv != 0 { return .failed(.protocolError, "reserved bits set on a continuation frame") }
+        } else if messageOpcode != nil {
             return .failed(.protocolError, "new message inside a fragmented message")
         }
-        let soFar = header.opcode == .continuation ? self.messageSize : 0
-        if header.payloadLength > self.maxMessageSize - soFar {
-            return .failed(.messageTooBig, "message larger than \(self.maxMessageSize) bytes")
+        let soFar = header.opcode == .continuation ? messageSize : 0
+        if header.payloadLength > maxMessageSize - soFar {
+            return .failed(.messageTooBig, "message larger than \(maxMessageSize) bytes")
         }
         return nil
     }
 
     /// RFC 6455 §5.5.1: a close payload is empty, or a 2-byte code and a UTF-8 reason.
-    private static func checkControl(_ opcode: Opcode, _ payload: UnsafeMutableRawBufferPointer) -> FrameParseResult? {
+    static func checkControl(_ opcode: Opcode, _ payload: UnsafeMutableRawBufferPointer) -> FrameParseResult? {
         guard opcode == .close, payload.count > 0 else { return nil }
         if payload.count == 1 { return .failed(.protocolError, "close frame with a 1-byte payload") }
         let code = CloseCode(UInt16(payload[0]) << 8 | UInt16(payload[1]))
@@ -266,7 +359,7 @@ public struct FrameParser {
     }
 
     /// Copies header bytes into the spill until the header is complete or the input runs out.
-    private mutating func fillSpill(_ source: UnsafeMutableRawPointer, available: Int) -> Int {
+    private func fillSpill(_ source: UnsafeMutableRawPointer, available: Int) -> Int {
         var used = 0
         withUnsafeMutableBytes(of: &self.spill) { spill in
             var needed = 2
@@ -281,7 +374,7 @@ public struct FrameParser {
         return used
     }
 
-    private mutating func parseSpill() -> HeaderFields? {
+    private func parseSpill() -> HeaderFields? {
         withUnsafeMutableBytes(of: &self.spill) { spill in
             HeaderFields.parse(spill.baseAddress!, available: self.spillCount)
         }
@@ -289,7 +382,7 @@ public struct FrameParser {
 }
 
 @available(*, unavailable)
-extension FrameParser: Sendable {}
+extension FrameParserState: Sendable {}
 
 /// The fields of one frame header.
 struct HeaderFields {

@@ -1,5 +1,3 @@
-@_exported import StrandsLoop
-
 /// A WebSocket frame opcode (RFC 6455 §5.2), the low four bits of a frame's first byte.
 ///
 /// A struct rather than a closed enum: a parser meets every 4-bit value, and the reserved ones must be

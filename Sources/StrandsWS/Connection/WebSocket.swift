@@ -1,27 +1,27 @@
 /// One WebSocket connection, server or client side. Loop-confined: use it on ``loop`` only (or through
 /// ``sender`` from other threads).
 ///
-/// Lifetime: made when a server accepts or a client connects; it owns its ``TCPStream`` and is the
-/// stream's delegate, so the two keep each other alive until the stream's close callback, where the
-/// handler hears ``WebSocketHandler/webSocket(_:didCloseWith:reason:)`` and both are let go.
-public final class WebSocket: TCPStreamDelegate {
+/// Lifetime: made when a server accepts or a client connects. The connection is its own transport (it
+/// extends StrandsLoop's `TCPConnection`), so one object holds the socket, the protocol state and the
+/// application's inline state; the loop keeps it alive until TCP is closed, where the handler hears
+/// ``WebSocketHandler/webSocket(_:didCloseWith:reason:)``.
+///
+/// Memory: an idle open connection is this object (104 bytes, pinned by a test) and libuv's `uv_tcp_t`
+/// (248 bytes). The handshake, the close bookkeeping, a subprotocol or an extension live in a side
+/// allocation made only while needed, a frame that spans reads in another, and unsent bytes in a third.
+public final class WebSocket: TCPConnection {
     public enum Role: Sendable { case server, client }
 
-    enum Phase: UInt8 {
-        /// Server: reading the upgrade request. Client: waiting for the 101.
-        case handshake
-        /// Server: a plain HTTP response is out; waiting for the peer to close.
-        case httpResponse
-        case open
-        /// A close frame went out; waiting for the peer's.
-        case closeSent
-        /// Both close frames are through (or the connection failed); waiting for TCP to end.
-        case closing
-        case closed
-    }
-
-    // Stored properties in the order a message uses them: with thousands of connections each one is
-    // met cold, and every cache line it spans costs a miss.
+    // Stored properties in the order a message uses them; the small ones first, where they share the
+    // transport's last word.
+    /// The lifecycle (two bytes); see ``ConnectionState``.
+    var state: ConnectionState
+    /// Keepalive ticks since the last read; reset by every read.
+    var silentTicks: UInt8 = 0
+    /// The reserved bits the negotiated extension owns (0: none).
+    var extensionBits: UInt8 = 0
+    /// The slot in the registry's list.
+    var registryIndex: Int32 = -1
     /// Eight bytes of application state kept inline in the connection: an index into the application's
     /// own table of per-connection records, say, which spares an object (and a cache miss) per message.
     ///
@@ -29,170 +29,157 @@ public final class WebSocket: TCPStreamDelegate {
     /// application's read of it per message, say) dynamically, about 80 instructions each, unless that
     /// module is built with `-enforce-exclusivity=unchecked`, as perftest is.
     @exclusivity(unchecked) public var userData: UInt64 = 0
-    var phase: Phase = .handshake
-    public let role: Role
-    let stream: TCPStream
-    let handler: any WebSocketHandler
-    let shared: WebSocketLoopContext
+    /// The handler, the limits, the counters and the loop's context this connection shares with its
+    /// server's other connections on this loop.
     let registry: ConnectionRegistry
-    /// The registry's counters, held here too: one load per message instead of two.
-    let counters: WebSocketCounters
-    /// Unchecked: parsing never re-enters the parser (the handler may close the connection, but the
-    /// parser is released only in the stream's close callback, a later loop turn).
-    @exclusivity(unchecked) var parser: FrameParser
-    public let loop: Loop
-    /// The one setting needed after the handshake; the configuration itself is not kept per connection.
-    let closeTimeout: Duration
-    /// The slot in the registry of open connections (-1: not open).
-    var registryIndex = -1
-    /// The HTTP head being read; exists only during the handshake.
-    var head: HTTPHeadReader?
-    /// Client only: what the handshake must answer.
-    var pendingClient: ClientHandshake?
-    /// Deadline in loop milliseconds and the slot in the loop's deadline list (-1: none).
-    var deadline: UInt64 = 0
-    var timedIndex = -1
-    /// What the handler will hear when TCP ends.
-    var closeCode: CloseCode = .abnormalClosure
-    var closeReason = ""
-    var closeReceived = false
-    /// Half-close TCP once the cork of the current read is flushed.
-    var halfCloseAfterCork = false
-    var didOpen = false
-
     /// The application's per-connection state; Strands never touches it.
     public var context: AnyObject?
-    /// The subprotocol agreed in the handshake, if any.
-    public internal(set) var subprotocol: String?
+    /// The handshake, close bookkeeping, subprotocol and extension, while any is needed.
+    var cold: ColdState?
+    /// A frame or message that spans reads. Unchecked: parsing never re-enters the parser (the handler
+    /// may close the connection, but the state is released only in the close callback, a later turn).
+    @exclusivity(unchecked) var parserState: FrameParserState?
 
-    init(stream: TCPStream, role: Role, handler: any WebSocketHandler, configuration: WebSocketConfiguration,
-         registry: ConnectionRegistry?) {
-        self.loop = stream.loop
-        self.role = role
-        self.stream = stream
-        self.handler = handler
-        self.closeTimeout = configuration.closeTimeout
-        self.shared = WebSocketLoopContext.on(stream.loop)
-        self.registry = registry ?? self.shared.clients
-        self.counters = self.registry.counters
-        self.parser = FrameParser(expectMasked: role == .server, maxMessageSize: configuration.maxMessageSize)
-        stream.highWaterMark = configuration.highWaterMark
-        stream.lowWaterMark = configuration.lowWaterMark
-        stream.delegate = self
+    init(loop: Loop, role: Role, registry: ConnectionRegistry) throws(UVError) {
+        self.state = ConnectionState(isClient: role == .client)
+        self.registry = registry
+        try super.init(loop: loop, events: WebSocket.table)
+        self.highWater = UInt32(clamping: registry.configuration.highWaterMark)
+        self.lowWater = UInt32(clamping: registry.configuration.lowWaterMark)
     }
+
+    /// The side state, made if missing.
+    var coldState: ColdState {
+        if let cold = self.cold { return cold }
+        let made = ColdState()
+        self.cold = made
+        return made
+    }
+
+    /// Drops the side state when nothing in it is needed any more.
+    func trimCold() {
+        if let cold = self.cold, cold.isDisposable { self.cold = nil }
+    }
+
+    var handler: any WebSocketHandler { self.registry.handler }
+    var counters: WebSocketCounters { self.registry.counters }
+    var shared: WebSocketLoopContext { self.registry.context }
 
     // MARK: State
 
+    /// Whether this side accepted (server) or opened (client) the connection.
+    public var role: Role { self.state.isClient ? .client : .server }
     /// True from the handshake's success until a close frame is sent or received.
-    public var isOpen: Bool { self.phase == .open }
+    public var isOpen: Bool { self.state.isOpen }
     /// True once TCP is closed.
-    public var isClosed: Bool { self.phase == .closed }
+    public var isClosed: Bool { self.state.phase == .closed }
     /// The peer's address.
-    public var remoteAddress: SocketAddress? { self.stream.remoteAddress }
-    /// Bytes sent but not yet taken by the kernel. Reading pauses above the configured high-water mark.
-    public var pendingWriteBytes: Int { self.stream.pendingWriteBytes }
+    public var remoteAddress: SocketAddress? { self.tcpRemoteAddress }
+    /// The subprotocol agreed in the handshake, if any.
+    public var subprotocol: String? { self.cold?.subprotocol }
 
-    /// Stops reading from the peer (TCP flow control then slows it down).
-    public func pauseReading() { self.stream.stopReading() }
+    /// Stops reading from the peer (TCP flow control then slows it down). Keepalive still runs: a
+    /// connection paused longer than the idle timeout is closed as idle.
+    public func pauseReading() { self.tcpStopReading() }
     /// Resumes reading after ``pauseReading()``.
-    public func resumeReading() { if self.phase != .closed { self.stream.startReading() } }
+    public func resumeReading() { if self.state.phase != .closed { self.tcpStartReading() } }
 
-    // MARK: TCPStreamDelegate
+    // MARK: Transport events
 
-    public func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
-        switch self.phase {
+    // Made once, never changed, holds no state: safe to read from every loop.
+    nonisolated(unsafe) private static let table = TCPConnectionEvents.make(
+        didRead: { connection, bytes in unsafeDowncast(connection, to: WebSocket.self).didRead(bytes) },
+        didReachEOF: { connection in
+            let socket = unsafeDowncast(connection, to: WebSocket.self)
+            if socket.state.keepsReading { socket.counters.countError() }  // TCP ended without a close frame: 1006.
+            socket.perform(socket.state.peerEnded())
+        },
+        didDrain: { connection in
+            let socket = unsafeDowncast(connection, to: WebSocket.self)
+            if socket.state.isOpen { socket.handler.webSocketDidDrain(socket) }
+        },
+        didClose: { connection, error in unsafeDowncast(connection, to: WebSocket.self).didClose(error) }
+    )
+
+    /// One read, corked by the transport: every frame it provokes (echoes, pongs, a close) leaves in one write.
+    @inline(__always)
+    private func didRead(_ bytes: UnsafeMutableRawBufferPointer) {
+        self.silentTicks = 0
+        switch self.state.phase {
+        case .open, .closeSent:
+            if self.state.flags.contains(.pingSent) { self.state.heardFromPeer() }
+            self.readFrames(bytes)
         case .handshake:
             self.readHandshake(UnsafeRawBufferPointer(bytes))
-        case .open, .closeSent:
-            self.readFrames(bytes)
         case .httpResponse, .closing, .closed:
             break  // Whatever the peer still sends is of no use now.
         }
     }
 
-    public func streamDidReachEOF(_ stream: TCPStream) {
-        switch self.phase {
-        case .handshake where self.role == .client:
-            self.failClientHandshake(.handshakeFailed("server closed the connection during the handshake"))
-            return
-        case .open, .closeSent:
-            self.counters.countError()  // TCP ended without a close frame: 1006.
-        default:
-            break
-        }
-        stream.close()
-    }
-
-    public func streamDidDrain(_ stream: TCPStream) {
-        if self.phase == .open { self.handler.webSocketDidDrain(self) }
-    }
-
-    public func stream(_ stream: TCPStream, didCloseWith error: UVError?) {
-        let wasOpen = self.didOpen
-        self.phase = .closed
+    private func didClose(_ error: UVError?) {
+        let action = self.state.transportClosed()
         self.shared.clearDeadline(self)
-        self.parser.release()
-        self.head?.release()
-        self.head = nil
-        if error != nil && error != .cancelled && !self.closeReceived && self.closeCode == .abnormalClosure {
+        self.parserState = nil
+        let cold = self.cold
+        self.cold = nil
+        cold?.negotiated?.release()
+        let closeCode = cold?.closeCode ?? .abnormalClosure
+        if error != nil && error != .cancelled && !self.state.closeReceived && closeCode == .abnormalClosure {
             self.counters.countError()
         }
-        if let pending = self.pendingClient {
-            self.pendingClient = nil
+        if let pending = cold?.pendingClient {
             pending.completion(.failure(.handshakeFailed(error.map { "\($0)" } ?? "connection closed during the handshake")))
         }
-        if wasOpen {
-            self.registry.remove(self)
-            self.handler.webSocket(self, didCloseWith: self.closeCode, reason: self.closeReason)
+        if self.state.didOpen { self.counters.countClosed() }
+        self.registry.remove(self)
+        if action == .reportClose {
+            self.handler.webSocket(self, didCloseWith: closeCode, reason: cold?.closeReason ?? "")
         }
         self.context = nil
     }
 
-    /// This connection's address: what the loop's cork compares its owner with.
-    @inline(__always) var identity: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
-
     // MARK: Frames in
 
     func readFrames(_ bytes: UnsafeMutableRawBufferPointer) {
-        // Cork: every frame this read provokes (echoes, pongs, a close) leaves in one write.
-        let shared = self.shared
-        shared.corkOwner = self.identity
         var sink = Sink(socket: Unmanaged.passUnretained(self))
-        let wasOpen = self.phase == .open
-        let result = self.parser.parse(bytes, into: &sink)
-        if wasOpen { self.handler.webSocketDidFinishRead(self) }
+        let wasOpen = self.state.isOpen
+        let registry = self.registry
+        let result = FrameParser.parse(bytes, expectMasked: !self.state.isClient, maxMessageSize: registry.maxMessageSize,
+                                       allowedRSV: self.extensionBits, state: &self.parserState, into: &sink)
+        if wasOpen { registry.handler.webSocketDidFinishRead(self) }
         if case .failed(let code, let reason) = result {
             self.fail(code, reason)  // Its close frame joins the cork, behind the replies before it.
         }
-        shared.corkOwner = nil
-        self.flushCorkNow()
-        if self.halfCloseAfterCork { self.stream.shutdownWrite() }
     }
 
     /// Bridges the parser's callbacks to the connection without an allocation per call.
     ///
-    /// The connection outlives the parse (the stream's read callback holds it), so the sink holds it
+    /// The connection outlives the parse (the transport's read callback holds it), so the sink holds it
     /// unretained and reaches it at +0: no retain and release per message.
     struct Sink: FrameParserSink {
         let socket: Unmanaged<WebSocket>
 
         mutating func parser(didReceiveMessage opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
             self.socket._withUnsafeGuaranteedRef { socket in
-                guard socket.phase == .open else { return socket.phase == .closeSent }
+                guard socket.state.deliversMessages else { return socket.state.keepsReading }
                 socket.counters.countReceived()
-                socket.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
-                return socket.phase == .open || socket.phase == .closeSent
+                socket.registry.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
+                return socket.state.keepsReading
             }
+        }
+
+        mutating func parser(didReceiveMessage opcode: Opcode, rsv: UInt8, payload: UnsafeMutableRawBufferPointer) -> Bool {
+            self.socket._withUnsafeGuaranteedRef { socket in socket.receiveExtended(opcode, rsv: rsv, payload) }
         }
 
         mutating func parser(didReceiveControl opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
             let socket = self.socket.takeUnretainedValue()
             switch opcode {
             case .ping:
-                if socket.phase == .open { socket.writeFrame(.pong, UnsafeRawBufferPointer(payload)) }
+                if socket.state.isOpen { socket.writeControl(.pong, UnsafeRawBufferPointer(payload)) }
                 return true
             case .pong:
-                if socket.phase == .open { socket.handler.webSocket(socket, didReceivePong: UnsafeRawBufferPointer(payload)) }
+                if socket.state.isOpen { socket.handler.webSocket(socket, didReceivePong: UnsafeRawBufferPointer(payload)) }
                 return true
             default:
                 socket.receivedClose(UnsafeRawBufferPointer(payload))
@@ -201,25 +188,54 @@ public final class WebSocket: TCPStreamDelegate {
         }
     }
 
-    // MARK: Deadlines
+    /// A message whose first frame carried the negotiated extension's bits: decoded by it, then
+    /// delivered like any other (text checked for UTF-8 after decoding).
+    @inline(never)
+    func receiveExtended(_ opcode: Opcode, rsv: UInt8, _ payload: UnsafeMutableRawBufferPointer) -> Bool {
+        guard self.state.deliversMessages else { return self.state.keepsReading }
+        guard let negotiated = self.cold?.negotiated else {
+            self.fail(.protocolError, "reserved bits set without a negotiated extension")
+            return false
+        }
+        var invalidText = false
+        let failure = negotiated.decode(payload, opcode: opcode, rsv: rsv) { decoded in
+            if opcode == .text && !UTF8Validator.isValid(decoded) {
+                invalidText = true
+                return
+            }
+            self.counters.countReceived()
+            self.handler.webSocket(self, didReceive: WebSocketMessage(opcode: opcode, bytes: decoded))
+        }
+        if let failure {
+            self.fail(failure.code, failure.reason)
+            return false
+        }
+        if invalidText {
+            self.fail(.invalidPayload, "text message is not valid UTF-8")
+            return false
+        }
+        return self.state.keepsReading
+    }
+
+    // MARK: Deadlines and keepalive
 
     func deadlinePassed() {
-        switch self.phase {
-        case .handshake:
-            self.counters.countError()
-            if self.role == .client {
-                let limit = self.pendingClient?.handshakeTimeout ?? .zero
-                self.failClientHandshake(.timedOut("no handshake response within \(limit)"))
-            } else {
-                self.stream.close()  // A silent or slow client gets no answer: it has not earned one.
-            }
-        case .httpResponse, .closeSent, .closing:
-            self.stream.close()
-        case .open, .closed:
-            break
+        let action = self.state.deadlinePassed()
+        if action == .closeTCP && self.cold?.head != nil {
+            self.counters.countError()  // A server's silent or slow client: it gets no answer.
         }
+        self.perform(action)
+    }
+
+    func keepaliveTick(pingAfter: Int, closeAfter: Int) {
+        guard self.state.isOpen else { return }
+        if self.silentTicks < .max { self.silentTicks += 1 }
+        self.perform(self.state.silent(for: Int(self.silentTicks), pingAfter: pingAfter, closeAfter: closeAfter))
+    }
+
+    func shutdownRequested() {
+        let (code, reason) = self.registry.shutdownClose
+        self.perform(self.state.shutdownRequested(code, reason: reason))
     }
 }
 
-@available(*, unavailable)
-extension WebSocket: Sendable {}

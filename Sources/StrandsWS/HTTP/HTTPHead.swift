@@ -1,5 +1,5 @@
 /// Limits on an HTTP request or response head, the first bytes an untrusted peer sends.
-public struct HTTPLimits: Sendable {
+public struct HTTPLimits: Sendable, Equatable {
     /// The longest request line; longer is 414 URI Too Long. 8 KiB, as common servers allow.
     public var maxRequestLineLength = 8 * 1024
     /// The most header fields; more is 431. 100 is far above what browsers send (~20).

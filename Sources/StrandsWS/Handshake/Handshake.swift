@@ -40,97 +40,41 @@ public enum Handshake {
     }
 
     /// The 101 response for an accepted request.
-    static func response(key: String, subprotocol: String?, headers: HTTPHeaders) -> [UInt8] {
+    static func response(key: String, subprotocol: String?, extensions: ExtensionOffer? = nil,
+                         headers: HTTPHeaders) -> [UInt8] {
         var head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         head += "Sec-WebSocket-Accept: \(acceptValue(forKey: key))\r\n"
         if let subprotocol { head += "Sec-WebSocket-Protocol: \(subprotocol)\r\n" }
+        if let extensions { head += "Sec-WebSocket-Extensions: \(extensions)\r\n" }
         for field in headers { head += "\(field.name): \(field.value)\r\n" }
         head += "\r\n"
         return Array(head.utf8)
     }
 }
 
-extension WebSocket {
-    /// Server side of the handshake: collect the request, answer it, and either open or respond-and-close.
-    func readHandshake(_ bytes: UnsafeRawBufferPointer) {
-        if self.role == .client {
-            self.readClientHandshake(bytes)
-            return
+extension Handshake {
+    /// Server: the configured extensions against the request's `Sec-WebSocket-Extensions` offers. Each
+    /// factory, in the configuration's order, sees the offers of its name and may answer one; a factory
+    /// whose reserved bits an earlier answer took is skipped. One extension per connection for now (the
+    /// one in use, permessage-deflate, owns RSV1). `nil` result: no extension; a failure: answer 400.
+    static func negotiateExtensions(
+        _ request: HTTPRequest, factories: [any WebSocketExtensionFactory]
+    ) -> Result<(factory: any WebSocketExtensionFactory, answer: ExtensionOffer)?, ExtensionNegotiationError> {
+        guard !factories.isEmpty else { return .success(nil) }
+        let values = request.headers["Sec-WebSocket-Extensions"]
+        guard !values.isEmpty else { return .success(nil) }
+        guard let offers = ExtensionOffer.parse(values) else {
+            return .failure(ExtensionNegotiationError("malformed Sec-WebSocket-Extensions"))
         }
-        guard let head = self.head else { return }
-        let length: Int?
-        do {
-            length = try head.append(bytes)
-        } catch {
-            self.refuse(HTTPResponse.status(error.status))
-            return
-        }
-        guard let length else { return }
-
-        var request: HTTPRequest
-        do {
-            let (startLine, headers) = try head.split(length: length)
-            request = try HTTPRequest.parse(startLine: startLine, headers: headers)
-        } catch {
-            self.refuse(HTTPResponse.status(error.status))
-            return
-        }
-        request.remoteAddress = self.stream.remoteAddress
-
-        guard Handshake.isUpgrade(request) else {
-            self.refuse(self.handler.respond(to: request), countsAsError: false)
-            return
-        }
-        if let refusal = Handshake.validate(request) {
-            self.refuse(refusal)
-            return
-        }
-        let decision = self.handler.shouldUpgrade(request)
-        switch decision.kind {
-        case .reject(let response):
-            self.refuse(response, countsAsError: false)
-        case .accept(let subprotocol, let headers):
-            if let subprotocol, !request.headers.tokens("Sec-WebSocket-Protocol").contains(subprotocol) {
-                // The application chose something the client never offered: the client would fail anyway.
-                self.refuse(.status(500))
-                return
+        for factory in factories {
+            let mine = offers.filter { $0.name.caseInsensitiveEquals(factory.name) }
+            guard !mine.isEmpty else { continue }
+            do {
+                if let answer = try factory.answer(offers: mine) { return .success((factory, answer)) }
+            } catch {
+                return .failure(error)
             }
-            let key = request.headers.first("Sec-WebSocket-Key")!.trimmingHTTPWhitespace()
-            let response = Handshake.response(key: key, subprotocol: subprotocol, headers: headers)
-            do { try self.stream.write(response) } catch { return }
-            self.subprotocol = subprotocol
-            self.open(request: request, leftover: length)
         }
-    }
-
-    /// The connection is upgraded: count it, tell the client's completion (`announce`) and the handler,
-    /// and parse any frames that came early. The connection is open (it can send) in both callbacks.
-    func open(request: HTTPRequest, leftover headLength: Int, announce: (() -> Void)? = nil) {
-        self.phase = .open
-        self.didOpen = true
-        self.shared.clearDeadline(self)
-        self.registry.add(self)
-        let head = self.head
-        self.head = nil
-        announce?()
-        if self.phase == .open { self.handler.webSocketDidOpen(self, request: request) }
-        if let head, head.buffer.count > headLength, self.phase == .open || self.phase == .closeSent {
-            // Frames sent right behind the handshake arrived in the same read.
-            head.buffer.removeFirst(headLength)
-            self.readFrames(head.buffer.mutableBytes)
-        }
-        head?.release()
-    }
-
-    /// Sends an HTTP response and closes once it is written (or the close timeout passes).
-    func refuse(_ response: HTTPResponse, countsAsError: Bool = true) {
-        if countsAsError { self.counters.countError() }
-        self.head?.release()
-        self.head = nil
-        self.phase = .httpResponse
-        do { try self.stream.write(response.serialized()) } catch { return }
-        // Half-close and let the client close first, so our response is not lost to a reset.
-        self.stream.shutdownWrite()
-        self.shared.setDeadline(self, after: self.closeTimeout)
+        return .success(nil)
     }
 }

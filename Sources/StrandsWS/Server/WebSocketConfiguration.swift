@@ -1,4 +1,4 @@
-/// Limits and timeouts of WebSocket connections, server or client.
+/// Limits, timeouts and keepalive of WebSocket connections, server or client.
 public struct WebSocketConfiguration: Sendable {
     /// The largest message accepted, summed over its fragments; a larger one closes with 1009. 1 MiB
     /// bounds what one connection can make the process buffer while still fitting typical JSON payloads.
@@ -14,9 +14,53 @@ public struct WebSocketConfiguration: Sendable {
     /// Limits on the HTTP head of the handshake.
     public var httpLimits = HTTPLimits()
     /// Pending outbound bytes above which the connection stops reading (backpressure), and below which
-    /// it resumes. See ``TCPStream/highWaterMark``.
+    /// it resumes. A send above it reports ``SendResult/backpressure``.
     public var highWaterMark = 1 << 20
     public var lowWaterMark = 1 << 18
 
+    /// The most unsent bytes a connection may hold (queued for the kernel, or corked). A send that would
+    /// pass it is not buffered: the connection closes with 1008 (``SendCapPolicy/close``, the default) or
+    /// the message is dropped (``SendCapPolicy/drop``), and `send` returns ``SendResult/overCap``. So a
+    /// peer that never reads costs at most this much however much the application pushes to it.
+    /// 4 MiB: four times the high-water mark, room for a burst above it, small next to a server's RAM
+    /// divided by thousands of connections. 0 turns the cap off.
+    public var maxPendingBytes = 4 << 20
+    /// What a send that would pass ``maxPendingBytes`` does.
+    public var sendCapPolicy = SendCapPolicy.close
+
+    /// Sends a ping when nothing has arrived for this long (zero: never). Keeps NAT and proxy mappings
+    /// alive and turns a vanished peer into silence that ``idleTimeout`` catches. 30 s: under the 60 s
+    /// idle limits of common proxies and load balancers (nginx `proxy_read_timeout`, AWS ALB), as
+    /// Hummingbird's default (Python `websockets` pings every 20 s, uWebSockets at its 120 s idle limit).
+    public var pingInterval: Duration = .seconds(30)
+    /// Closes with 1001 ("idle timeout") when nothing has arrived for this long (zero: never); a peer
+    /// that does not answer the close frame is dropped at ``closeTimeout``. 75 s: two pings and a round
+    /// trip past the last byte; a live peer answers every ping, so only a dead or stuck one gets here.
+    public var idleTimeout: Duration = .seconds(75)
+
+    /// Extensions to offer (client) or accept (server), in order of preference. None by default.
+    public var extensions: [any WebSocketExtensionFactory] = []
+
+    /// What a send over ``WebSocketConfiguration/maxPendingBytes`` does.
+    public enum SendCapPolicy: Sendable, Equatable {
+        /// Close the connection with 1008 (policy violation): a reader that cannot keep up is cut off.
+        case close
+        /// Drop the message and keep the connection: for feeds where a lost update is better than a lost
+        /// client (the application sees ``SendResult/overCap`` and may resynchronize later).
+        case drop
+    }
+
     public init() {}
+}
+
+extension WebSocketConfiguration: Equatable {
+    /// Equal settings; extensions compare by identity (a factory is configuration, not data).
+    public static func == (a: WebSocketConfiguration, b: WebSocketConfiguration) -> Bool {
+        a.maxMessageSize == b.maxMessageSize && a.handshakeTimeout == b.handshakeTimeout
+            && a.connectTimeout == b.connectTimeout && a.closeTimeout == b.closeTimeout && a.httpLimits == b.httpLimits
+            && a.highWaterMark == b.highWaterMark && a.lowWaterMark == b.lowWaterMark
+            && a.maxPendingBytes == b.maxPendingBytes && a.sendCapPolicy == b.sendCapPolicy
+            && a.pingInterval == b.pingInterval && a.idleTimeout == b.idleTimeout
+            && a.extensions.map(ObjectIdentifier.init) == b.extensions.map(ObjectIdentifier.init)
+    }
 }

@@ -20,9 +20,18 @@ public final class WebSocketServer: Sendable {
         self.group = group
         self.configuration = configuration
         self.handler = handler
-        let registries = group.loops.map { LoopBound(ConnectionRegistry(), loop: $0) }
-        self.registries = registries
-        self.counters = group.loops.map { loop in registries[loop.index].unsafeValue.counters }
+        let counters = group.loops.map { _ in WebSocketCounters() }
+        self.counters = counters
+        // Each registry is made on its own loop: it holds that loop's context.
+        self.registries = group.loops.map { loop in
+            let made = loop.runAndWait {
+                LoopBound(ConnectionRegistry(handler: handler, configuration: configuration,
+                                             context: WebSocketLoopContext.on(loop), counters: counters[loop.index],
+                                             isClient: false), loop: loop)
+            }
+            guard let made else { preconditionFailure("a WebSocketServer needs a running LoopGroup") }
+            return made
+        }
     }
 
     /// Listens on `host:port` on every loop of the group (see ``LoopGroup/listen(host:port:backlog:onAccept:)``).
@@ -30,15 +39,19 @@ public final class WebSocketServer: Sendable {
     @discardableResult
     public func listen(host: String, port: Int, backlog: Int = 1024) throws(UVError) -> TCPServer {
         let configuration = self.configuration
-        let handler = self.handler
         let registries = self.registries
-        let server = try self.group.listen(host: host, port: port, backlog: backlog) { stream in
-            let socket = WebSocket(stream: stream, role: .server, handler: handler, configuration: configuration,
-                                   registry: registries[stream.loop.index].value)
-            socket.head = HTTPHeadReader(limits: configuration.httpLimits)
-            socket.shared.setDeadline(socket, after: configuration.handshakeTimeout)
-            stream.startReading()
-        }
+        let server = try self.group.listen(
+            host: host, port: port, backlog: backlog,
+            make: { loop throws(UVError) in
+                try WebSocket(loop: loop, role: .server, registry: registries[loop.index].value)
+            },
+            onAccept: { connection in
+                let socket = unsafeDowncast(connection, to: WebSocket.self)
+                socket.coldState.head = HTTPHeadReader(limits: configuration.httpLimits)
+                socket.registry.add(socket)
+                socket.shared.setDeadline(socket, after: configuration.handshakeTimeout)
+                socket.tcpStartReading()
+            })
         self.listeners.withLock { $0.append(server) }
         return server
     }
@@ -58,10 +71,12 @@ public final class WebSocketServer: Sendable {
         self.counters.reduce(WebSocketStatistics()) { $0 + $1.snapshot }
     }
 
-    /// Starts the closing handshake with every open connection (1001 by default, for a server going
-    /// away). `completion` runs once, on some loop, when none is left open; connections that do not
-    /// answer are dropped at the configured close timeout. Safe from any thread.
-    public func closeAll(code: CloseCode = .goingAway, reason: String = "",
+    /// Starts the closing handshake with every connection: open ones get a close frame (1001 by default,
+    /// for a server going away); ones still in the handshake get the close as soon as they open, or a
+    /// 503 instead of the upgrade. `completion` runs once, on some loop, when none is left; connections
+    /// that do not answer are dropped at the configured close timeout. Safe from any thread; a second call
+    /// keeps the first one's completion (each runs).
+    public func closeAll(code: CloseCode = .goingAway, reason: String = "server shutting down",
                          completion: (@Sendable () -> Void)? = nil) {
         let remaining = Locked(self.registries.count)
         let loopDone: @Sendable () -> Void = {
@@ -74,13 +89,7 @@ public final class WebSocketServer: Sendable {
         for registry in self.registries {
             let accepted = registry.loop.execute {
                 let registry = registry.value
-                if registry.sockets.isEmpty {
-                    loopDone()
-                    return
-                }
-                registry.whenEmpty = loopDone
-                // Closing changes the array (a failed write may remove a socket at once): iterate a copy.
-                for socket in registry.sockets { socket.close(code: code, reason: reason) }
+                registry.shutdown(code: code, reason: reason, completion: loopDone)
             }
             if !accepted { loopDone() }  // A loop that is shutting down has nothing left to close.
         }

@@ -1,0 +1,31 @@
+/// What a connection needs only some of the time: during the handshake, while closing, with a
+/// subprotocol or an extension. A side allocation made when one of these starts and dropped when
+/// none is left, so an idle open connection without them holds none of it.
+final class ColdState {
+    /// The HTTP head being read (server: the request; client: the response).
+    var head: HTTPHeadReader?
+    /// Client: what the handshake must see, and whom to tell.
+    var pendingClient: ClientHandshake?
+    /// The slot in the loop's deadline list (-1: none).
+    var timedIndex = -1
+    /// What the handler will hear when TCP ends.
+    var closeCode: CloseCode = .abnormalClosure
+    var closeReason = ""
+    /// The subprotocol agreed in the handshake.
+    var subprotocol: String?
+    /// The extension agreed in the handshake.
+    var negotiated: (any WebSocketExtension)?
+
+    /// Nothing here is needed any more (an open connection after its handshake, say).
+    var isDisposable: Bool {
+        self.head == nil && self.pendingClient == nil && self.timedIndex < 0 && self.subprotocol == nil
+            && self.negotiated == nil && self.closeCode == .abnormalClosure && self.closeReason.isEmpty
+    }
+
+    deinit {
+        self.head?.release()
+    }
+}
+
+@available(*, unavailable)
+extension ColdState: Sendable {}

@@ -1,0 +1,107 @@
+/// The connections of one server on one loop (or the clients of one handler and configuration on one
+/// loop): every one from accept or connect to close, with what they share, so a connection holds one
+/// reference instead of a handler, a configuration, counters and the loop's context. Loop-confined.
+///
+/// It also runs the keepalive sweep: one timer per registry, never one per connection.
+final class ConnectionRegistry {
+    // What a message reads first.
+    let handler: any WebSocketHandler
+    let counters: WebSocketCounters
+    let maxMessageSize: Int
+    /// ``WebSocketConfiguration/maxPendingBytes``, `Int.max` when off.
+    let maxPendingBytes: Int
+    let dropsOverCap: Bool
+    let context: WebSocketLoopContext
+    let configuration: WebSocketConfiguration
+    let isClient: Bool
+
+    private var all = SocketList()
+    /// Run once each when the last connection leaves (graceful shutdowns wait on them).
+    private var whenEmpty: [() -> Void] = []
+    /// A graceful shutdown started: new connections are marked as they arrive.
+    private(set) var isShuttingDown = false
+
+    // Keepalive, in ticks of `keepaliveTick`.
+    private var keepaliveTimer: LoopTimer?
+    let keepaliveTick: Duration
+    let pingTicks: Int
+    let idleTicks: Int
+
+    init(handler: any WebSocketHandler, configuration: WebSocketConfiguration, context: WebSocketLoopContext,
+         counters: WebSocketCounters, isClient: Bool) {
+        self.handler = handler
+        self.configuration = configuration
+        self.context = context
+        self.counters = counters
+        self.isClient = isClient
+        self.maxMessageSize = configuration.maxMessageSize
+        self.maxPendingBytes = configuration.maxPendingBytes > 0 ? configuration.maxPendingBytes : Int.max
+        self.dropsOverCap = configuration.sendCapPolicy == .drop
+        (self.keepaliveTick, self.pingTicks, self.idleTicks) = Self.keepalive(
+            ping: configuration.pingInterval.wholeMilliseconds, idle: configuration.idleTimeout.wholeMilliseconds)
+    }
+
+    /// Every connection, in no particular order.
+    var sockets: [WebSocket] { self.all.sockets }
+    var count: Int { self.all.count }
+
+    func add(_ socket: WebSocket) {
+        self.all.insert(socket)
+        if self.isShuttingDown { socket.shutdownRequested() }
+        if self.keepaliveTimer == nil && self.keepaliveTick > .zero {
+            self.keepaliveTimer = self.context.loop.scheduleTimer(after: self.keepaliveTick,
+                                                                  repeating: self.keepaliveTick) { [unowned self] in
+                self.sweepKeepalive()
+            }
+        }
+    }
+
+    func remove(_ socket: WebSocket) {
+        guard self.all.remove(socket) else { return }
+        guard self.all.isEmpty else { return }
+        self.keepaliveTimer?.cancel()
+        self.keepaliveTimer = nil
+        let waiting = self.whenEmpty
+        self.whenEmpty = []
+        for completion in waiting { completion() }
+        self.context.registryEmptied(self)
+    }
+
+    /// Starts a graceful shutdown of every connection (see ``ConnectionState/shutdownRequested()``);
+    /// `completion` runs once none is left (at once if there is none). Each call's completion runs.
+    func shutdown(code: CloseCode = .goingAway, reason: String = "server shutting down",
+                  completion: @escaping () -> Void) {
+        self.isShuttingDown = true
+        self.shutdownClose = (code, reason)
+        if self.all.isEmpty {
+            completion()
+            return
+        }
+        self.whenEmpty.append(completion)
+        // Shutting one down may close it at once and change the list: iterate a copy.
+        for socket in self.all.sockets { socket.shutdownRequested() }
+    }
+
+    /// The close frame a shutdown sends.
+    private(set) var shutdownClose: (code: CloseCode, reason: String) = (.goingAway, "server shutting down")
+
+    /// Every tick, each open connection that heard nothing since the last one counts one more silent
+    /// tick (a read resets it): at `pingTicks` it gets a ping, at `idleTicks` it is closed.
+    private func sweepKeepalive() {
+        for socket in self.all.sockets { socket.keepaliveTick(pingAfter: self.pingTicks, closeAfter: self.idleTicks) }
+    }
+
+    /// The sweep's tick and the two limits in ticks. A connection counts silent ticks in one byte, so
+    /// the tick is an eighth of the shorter limit (a ping goes out within 1/8 of its interval) but at
+    /// least 1/250 of the longer; 10 ms at the finest. (0, 0, 0) when keepalive is off.
+    static func keepalive(ping: UInt64, idle: UInt64) -> (tick: Duration, pingTicks: Int, idleTicks: Int) {
+        let limits = [ping, idle].filter { $0 > 0 }
+        guard let shortest = limits.min(), let longest = limits.max() else { return (.zero, 0, 0) }
+        let tick = max(shortest / 8, (longest + 249) / 250, 10)
+        func ticks(_ ms: UInt64) -> Int { ms == 0 ? 0 : Int(max((ms + tick / 2) / tick, 1)) }
+        return (.milliseconds(tick), ticks(ping), ticks(idle))
+    }
+}
+
+@available(*, unavailable)
+extension ConnectionRegistry: Sendable {}
