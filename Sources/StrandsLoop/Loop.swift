@@ -36,16 +36,9 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     /// Per-loop singletons of higher layers, by type; see ``local(_:make:)``.
     private var locals: [ObjectIdentifier: AnyObject] = [:]
 
-    // The cork (see `TCPConnection`). Loop-confined and never reached in overlapping accesses (bytes are
-    // appended, or the buffer written out, and nothing else happens meanwhile): Swift's dynamic
-    // exclusivity checks, paid on every frame, buy nothing here. The owner is only compared, never
-    // called except to flush it: its address is enough, and costs no retain and release per write.
-
-    /// What the cork's owner writes while it holds the cork; it leaves in one write when the read (or
-    /// `withCork` body) ends.
-    @exclusivity(unchecked) package var cork = RawBuffer()
-    /// The connection holding the cork: the one whose read is being handled, or inside `withCork`.
-    @exclusivity(unchecked) package var corkOwner: UnsafeMutableRawPointer?
+    /// The loop's one cork (see ``Cork``): what the connection whose read is being handled (or inside
+    /// `withCork`) writes leaves in one write when it lets go.
+    package let cork: UnsafeMutablePointer<Cork>
 
     private struct Inbox {
         var tasks: [@Sendable () -> Void] = []
@@ -61,11 +54,14 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         self.uvLoop = .allocate(capacity: 1)
         self.wakeup = .allocate(capacity: 1)
         self.readBuffer = .allocate(byteCount: Loop.readBufferSize, alignment: 16)
+        self.cork = .allocate(capacity: 1)
+        self.cork.initialize(to: Cork())
         let rc = uv_loop_init(self.uvLoop)
         if rc < 0 {
             self.uvLoop.deallocate()
             self.wakeup.deallocate()
             self.readBuffer.deallocate()
+            self.cork.deallocate()
             throw UVError(code: rc, context: "uv_loop_init")
         }
         self.uvLoop.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -86,7 +82,8 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         self.uvLoop.deallocate()
         self.wakeup.deallocate()
         self.readBuffer.deallocate()
-        self.cork.free()
+        self.cork.pointee.buffer.free()
+        self.cork.deallocate()
     }
 
     /// Whether the calling thread is the one running this loop.

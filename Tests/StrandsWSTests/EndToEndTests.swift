@@ -88,7 +88,7 @@ struct EndToEndTests {
                 b.withCork {
                     for text in ["x", "y", "z"] { b.send(text: text) }
                     // The cork holds the burst alone: "before" went out when the cork was lent.
-                    self.corked.post(b.loop.cork.count)
+                    self.corked.post(b.loop.cork.pointee.buffer.count)
                 }
                 socket.send(text: "after")
             }

@@ -5,7 +5,9 @@ extension TCPConnection {
     /// cork while this connection holds it.
     public var pendingWriteBytes: Int {
         let queued = self.writes?.pendingBytes ?? 0
-        return self.withLoop { loop in loop.corkOwner == self.identity ? queued + loop.cork.count : queued }
+        return self.withLoop { loop in
+            loop.cork.pointee.owner == self.identity ? queued + loop.cork.pointee.buffer.count : queued
+        }
     }
 
     /// Frames this small or smaller join the cork; larger ones go out from where they lie (the cork is
@@ -23,10 +25,10 @@ extension TCPConnection {
     package func tcpWrite(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(UVError) {
         let total = first.count + second.count
         let corked = self.withLoop { loop -> Bool in
-            guard loop.corkOwner == self.identity else { return false }
+            guard loop.cork.pointee.owner == self.identity else { return false }
             if total <= Self.corkLimit && !self.flags.contains(.closing) && !self.flags.contains(.shutdownRequested) {
-                loop.cork.append(first)
-                loop.cork.append(second)
+                loop.cork.pointee.buffer.append(first)
+                loop.cork.pointee.buffer.append(second)
                 return true
             }
             self.flushCork(loop)
@@ -52,7 +54,7 @@ extension TCPConnection {
     /// Writes several buffers in order with one `writev` (the cork, if held, is written first).
     package func tcpWrite(contentsOf buffers: some Collection<UnsafeRawBufferPointer>) throws(UVError) {
         self.withLoop { loop in
-            if loop.corkOwner == self.identity { self.flushCork(loop) }
+            if loop.cork.pointee.owner == self.identity { self.flushCork(loop) }
         }
         let count = buffers.count
         var total = 0
@@ -76,31 +78,47 @@ extension TCPConnection {
     /// one, then given back: each connection's bytes keep their order.
     package func tcpWithCork(_ body: () -> Void) {
         self.withLoop { loop in
-            let owner = loop.corkOwner
+            let owner = loop.cork.pointee.owner
             if owner == self.identity {
                 body()
                 return
             }
-            if let owner, !loop.cork.isEmpty {
+            if let owner {
                 // The owner is inside its read callback or cork, which keeps it alive.
-                Unmanaged<TCPConnection>.fromOpaque(owner)._withUnsafeGuaranteedRef { $0.flushCork(loop) }
+                Unmanaged<TCPConnection>.fromOpaque(owner)._withUnsafeGuaranteedRef { previous in
+                    if !loop.cork.pointee.buffer.isEmpty { previous.flushCork(loop) }
+                    self.takeCork(loop.cork)
+                    body()
+                    if !loop.cork.pointee.buffer.isEmpty { self.flushCork(loop) }
+                    previous.takeCork(loop.cork)
+                }
+                return
             }
-            loop.corkOwner = self.identity
+            self.takeCork(loop.cork)
             body()
-            if !loop.cork.isEmpty { self.flushCork(loop) }
-            loop.corkOwner = owner
+            if !loop.cork.pointee.buffer.isEmpty { self.flushCork(loop) }
+            loop.cork.pointee.owner = nil
         }
+    }
+
+    /// Makes this connection the cork's owner (its queue and high-water mark recorded with it).
+    @inline(__always)
+    func takeCork(_ cork: UnsafeMutablePointer<Cork>) {
+        cork.pointee.owner = self.identity
+        cork.pointee.ownerQueued = self.writes?.pendingBytes ?? 0
+        cork.pointee.ownerHighWater = Int(self.highWater)
     }
 
     /// Writes out what the cork holds for this connection (its owner).
     package func flushCork(_ loop: Loop) {
-        let bytes = loop.cork.bytes
+        let cork = loop.cork
+        let bytes = cork.pointee.buffer.bytes
         if !bytes.isEmpty && !self.flags.contains(.closing) && !self.flags.contains(.shutdownRequested) {
             var buffer = uv_buf_t(base: TCPConnection.mutable(bytes.baseAddress), len: bytes.count)
             do { try self.submit(&buffer, count: 1, total: bytes.count) } catch {}
         }
         // Keep a modest cork; let the memory of a one-off burst of large frames go.
-        if loop.cork.capacity > 1 << 20 { loop.cork.free() } else { loop.cork.removeAll() }
+        if cork.pointee.buffer.capacity > 1 << 20 { cork.pointee.buffer.free() } else { cork.pointee.buffer.removeAll() }
     }
 
     /// Half-closes: sends FIN once every pending byte (the cork's first) is written; reading goes on.
@@ -108,7 +126,7 @@ extension TCPConnection {
     package func tcpShutdownWrite() {
         guard !self.tcpIsClosing, !self.flags.contains(.shutdownRequested) else { return }
         self.withLoop { loop in
-            if loop.corkOwner == self.identity && !loop.cork.isEmpty { self.flushCork(loop) }
+            if loop.cork.pointee.owner == self.identity && !loop.cork.pointee.buffer.isEmpty { self.flushCork(loop) }
         }
         self.flags.insert(.shutdownRequested)
         if !self.flags.contains(.writing) { self.sendShutdown() }
@@ -164,6 +182,9 @@ extension TCPConnection {
             written = 0
         }
         if !self.flags.contains(.writing) { self.startWrite(writes) }
+        self.withLoop { loop in
+            if loop.cork.pointee.owner == self.identity { loop.cork.pointee.ownerQueued = writes.pendingBytes }
+        }
         if writes.pendingBytes > Int(self.highWater) && !self.flags.contains(.backpressured) {
             self.flags.insert(.backpressured)
             if self.backpressurePauseCount < .max { self.backpressurePauseCount += 1 }

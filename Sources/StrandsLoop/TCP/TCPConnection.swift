@@ -24,10 +24,10 @@ open class TCPConnection: LoopHandleOwner {
     @exclusivity(unchecked) var writes: WriteQueue?
     @exclusivity(unchecked) package var flags: TCPFlags = []
     /// How many times reading was paused because pending writes passed the high-water mark (saturating).
-    package var backpressurePauseCount: UInt16 = 0
+    @exclusivity(unchecked) package var backpressurePauseCount: UInt16 = 0
     /// Pending write bytes above which reading pauses, and at or below which it resumes.
-    package var highWater: UInt32 = 1 << 20
-    package var lowWater: UInt32 = 1 << 18
+    @exclusivity(unchecked) package var highWater: UInt32 = 1 << 20
+    @exclusivity(unchecked) package var lowWater: UInt32 = 1 << 18
 
     package init(loop: Loop, events: UnsafePointer<TCPConnectionEvents>) throws(UVError) {
         self.events = events
@@ -165,12 +165,12 @@ open class TCPConnection: LoopHandleOwner {
     @inline(__always)
     private func deliver(_ bytes: UnsafeMutableRawBufferPointer) {
         self.withLoop { loop in
-            let identity = self.identity
-            loop.corkOwner = identity
+            let cork = loop.cork
+            self.takeCork(cork)
             self.events.pointee.didRead(self, bytes)
             // The handler may have lent the cork to another connection and got it back, or closed.
-            if !loop.cork.isEmpty { self.flushCork(loop) }
-            loop.corkOwner = nil
+            if !cork.pointee.buffer.isEmpty { self.flushCork(loop) }
+            cork.pointee.owner = nil
         }
     }
 
@@ -182,7 +182,7 @@ open class TCPConnection: LoopHandleOwner {
         self.flags.insert(.closing)
         self.flags.remove(.reading)
         self.withLoop { loop in
-            if loop.corkOwner == self.identity { loop.cork.removeAll() }
+            if loop.cork.pointee.owner == self.identity { loop.cork.pointee.buffer.removeAll() }
         }
         if let error {
             if self.writes == nil { self.writes = WriteQueue() }

@@ -49,6 +49,7 @@ extension WebSocket {
         if let negotiated {
             cold.negotiated = negotiated.factory.makeExtension(answer: negotiated.answer, isClient: true, loop: self.loop)
             self.extensionBits = negotiated.factory.rsvBits & 0x70
+            self.state.extensionNegotiated()
         }
         self.didOpen(request: pending.request, leftover: length, thenClose: thenClose) {
             pending.completion(.success(self))

@@ -33,6 +33,10 @@ struct ConnectionState: Equatable {
         static let shutdownPending = Flags(rawValue: 1 << 4)
         /// A keepalive ping is out and no byte has arrived since.
         static let pingSent = Flags(rawValue: 1 << 5)
+        /// A negotiated extension sees every message sent.
+        static let extended = Flags(rawValue: 1 << 6)
+        /// What sends other than whole plain messages must go through ``admit(_:fin:payloadCount:)`` for.
+        static let slowSend: Flags = [.sendingFragments, .extended]
     }
 
     private(set) var phase: Phase = .handshake
@@ -244,4 +248,12 @@ struct ConnectionState: Equatable {
 
     /// Bytes arrived: the connection is not silent.
     mutating func heardFromPeer() { self.flags.remove(.pingSent) }
+
+    /// An extension was negotiated: every message it sends goes through it.
+    mutating func extensionNegotiated() { self.flags.insert(.extended) }
+
+    /// Whether a whole text or binary message can be framed at once: open, no fragmented message under
+    /// way, no extension to consult. One comparison and one test.
+    @inline(__always)
+    var sendsPlainMessages: Bool { self.phase == .open && self.flags.isDisjoint(with: .slowSend) }
 }

@@ -28,9 +28,7 @@ extension WebSocket {
     public func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) -> SendResult {
         // The common case, from the phase, the flags and the opcode: a whole text or binary message on an
         // open connection with no fragmented message under way and no extension to consult.
-        if self.state.phase == .open && self.state.flags.isDisjoint(with: .sendingFragments)
-            && opcode.rawValue &- 1 < 2 && fin && self.extensionBits == 0
-        {
+        if self.state.sendsPlainMessages && opcode.rawValue &- 1 < 2 && fin {
             let result = self.writeFrame(opcode, payload, fin: true, rsv: 0)
             if result.isAccepted { self.counters.countSent() }
             return result
@@ -92,18 +90,18 @@ extension WebSocket {
     /// here (nor for its mask key or the cork's room); anything else goes to ``writeFrameOut``.
     @inline(__always)
     func writeFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool, rsv: UInt8) -> SendResult {
+        let registry = self.registry
+        let cork = registry.cork
         let isClient = self.state.isClient
-        // Nothing queued (one flag says so) and the cork held: only the cork counts against the cap.
-        if self.flags.isDisjoint(with: .writing) && (isClient || payload.count <= Self.corkLimit) {
-            let done: SendResult? = self.withLoop { loop in
-                guard loop.corkOwner == self.identity else { return nil }
-                let headerLength = FrameHeader.length(payloadLength: payload.count, masked: isClient)
-                let corked = loop.cork.count + headerLength + payload.count
-                guard corked <= self.registry.maxPendingBytes else { return nil }
-                let out = loop.cork.appendUninitialized(headerLength + payload.count)
+        if cork.pointee.owner == self.address && (isClient || payload.count <= Self.corkedFrameLimit) {
+            let headerLength = FrameHeader.length(payloadLength: payload.count, masked: isClient)
+            // The cork records its owner's queue: the send cap is one addition and one comparison.
+            let pending = cork.pointee.ownerQueued &+ cork.pointee.buffer.count &+ headerLength &+ payload.count
+            if pending <= registry.maxPendingBytes {
+                let out = cork.pointee.buffer.appendUninitialized(headerLength + payload.count)
                 if isClient {
                     // A client masks, so the payload is copied next to its header either way.
-                    let key = self.registry.context.nextMaskKey()
+                    let key = registry.context.nextMaskKey()
                     _ = FrameHeader.write(opcode: opcode, fin: fin, payloadLength: payload.count, maskKey: key,
                                           into: out.baseAddress!)
                     if rsv != 0 { out.baseAddress!.storeBytes(of: out[0] | rsv, as: UInt8.self) }
@@ -117,11 +115,10 @@ extension WebSocket {
                         (out.baseAddress! + headerLength).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
                     }
                 }
-                return corked > Int(self.highWater) ? .backpressure : .sent
+                return pending > cork.pointee.ownerHighWater ? .backpressure : .sent
             }
-            if let done { return done }
         }
-        return self.writeFrameOut(opcode, payload, fin: fin, rsv: rsv, cap: self.registry.maxPendingBytes)
+        return self.writeFrameOut(opcode, payload, fin: fin, rsv: rsv, cap: registry.maxPendingBytes)
     }
 
     /// A frame that does not simply join the cork: this connection does not hold it, bytes are queued,

@@ -13,15 +13,18 @@ public final class WebSocket: TCPConnection {
     public enum Role: Sendable { case server, client }
 
     // Stored properties in the order a message uses them; the small ones first, where they share the
-    // transport's last word.
+    // transport's last word. All are loop-confined and never accessed in overlapping ways (a handler may
+    // close the connection from inside a parse, which changes `state`, but no access to it is open
+    // across that call): Swift's dynamic exclusivity checks, about 200 instructions per access on every
+    // message, buy nothing here.
     /// The lifecycle (two bytes); see ``ConnectionState``.
-    var state: ConnectionState
+    @exclusivity(unchecked) var state: ConnectionState
     /// Keepalive ticks since the last read; reset by every read.
-    var silentTicks: UInt8 = 0
+    @exclusivity(unchecked) var silentTicks: UInt8 = 0
     /// The reserved bits the negotiated extension owns (0: none).
-    var extensionBits: UInt8 = 0
+    @exclusivity(unchecked) var extensionBits: UInt8 = 0
     /// The slot in the registry's list.
-    var registryIndex: Int32 = -1
+    @exclusivity(unchecked) var registryIndex: Int32 = -1
     /// Eight bytes of application state kept inline in the connection: an index into the application's
     /// own table of per-connection records, say, which spares an object (and a cache miss) per message.
     ///
@@ -35,7 +38,7 @@ public final class WebSocket: TCPConnection {
     /// The application's per-connection state; Strands never touches it.
     public var context: AnyObject?
     /// The handshake, close bookkeeping, subprotocol and extension, while any is needed.
-    var cold: ColdState?
+    @exclusivity(unchecked) var cold: ColdState?
     /// A frame or message that spans reads. Unchecked: parsing never re-enters the parser (the handler
     /// may close the connection, but the state is released only in the close callback, a later turn).
     @exclusivity(unchecked) var parserState: FrameParserState?
@@ -60,6 +63,11 @@ public final class WebSocket: TCPConnection {
     func trimCold() {
         if let cold = self.cold, cold.isDisposable { self.cold = nil }
     }
+
+    /// This connection's address, what the loop's cork records as its owner.
+    @inline(__always) var address: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+    /// Frames up to this size join the cork; a server writes larger ones from where they lie.
+    @inline(__always) static var corkedFrameLimit: Int { 16 * 1024 }
 
     var handler: any WebSocketHandler { self.registry.handler }
     var counters: WebSocketCounters { self.registry.counters }
@@ -143,10 +151,11 @@ public final class WebSocket: TCPConnection {
     func readFrames(_ bytes: UnsafeMutableRawBufferPointer) {
         var sink = Sink(socket: Unmanaged.passUnretained(self))
         let wasOpen = self.state.isOpen
-        let registry = self.registry
-        let result = FrameParser.parse(bytes, expectMasked: !self.state.isClient, maxMessageSize: registry.maxMessageSize,
+        let result = FrameParser.parse(bytes, expectMasked: !self.state.isClient, maxMessageSize: self.registry.maxMessageSize,
                                        allowedRSV: self.extensionBits, state: &self.parserState, into: &sink)
-        if wasOpen { registry.handler.webSocketDidFinishRead(self) }
+        if wasOpen {
+            Unmanaged.passUnretained(self.registry)._withUnsafeGuaranteedRef { $0.handler.webSocketDidFinishRead(self) }
+        }
         if case .failed(let code, let reason) = result {
             self.fail(code, reason)  // Its close frame joins the cork, behind the replies before it.
         }
@@ -162,8 +171,12 @@ public final class WebSocket: TCPConnection {
         mutating func parser(didReceiveMessage opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
             self.socket._withUnsafeGuaranteedRef { socket in
                 guard socket.state.deliversMessages else { return socket.state.keepsReading }
-                socket.counters.countReceived()
-                socket.registry.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
+                // The registry at +0 too (the connection holds it): through a reference loaded from it, the
+                // handler would be retained and released around every message.
+                Unmanaged.passUnretained(socket.registry)._withUnsafeGuaranteedRef { registry in
+                    registry.counters.countReceived()
+                    registry.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
+                }
                 return socket.state.keepsReading
             }
         }

@@ -11,6 +11,8 @@ final class ConnectionRegistry {
     /// ``WebSocketConfiguration/maxPendingBytes``, `Int.max` when off.
     let maxPendingBytes: Int
     let dropsOverCap: Bool
+    /// The loop's cork, reached without going through the loop.
+    let cork: UnsafeMutablePointer<Cork>
     let context: WebSocketLoopContext
     let configuration: WebSocketConfiguration
     let isClient: Bool
@@ -32,6 +34,7 @@ final class ConnectionRegistry {
         self.handler = handler
         self.configuration = configuration
         self.context = context
+        self.cork = context.loop.cork
         self.counters = counters
         self.isClient = isClient
         self.maxMessageSize = configuration.maxMessageSize

@@ -66,6 +66,7 @@ extension WebSocket {
         if let agreed {
             cold.negotiated = agreed.factory.makeExtension(answer: agreed.answer, isClient: false, loop: self.loop)
             self.extensionBits = agreed.factory.rsvBits & 0x70
+            self.state.extensionNegotiated()
         }
         self.didOpen(request: request, leftover: length, thenClose: thenClose)
     }
