@@ -176,6 +176,16 @@ struct EndToEndTests {
         _ = await seen.next()
         #expect(refused.failure?.kind == .handshakeFailed)
         #expect(refused.failure?.message == "handshake failed: server answered '403 Forbidden'")
+
+        // The headers the hook adds reach the client in the 101.
+        // (The client closes at once, so the server ends the connection.)
+        let response = await harness.raw(upgradeRequest(target: "/ws/room", extra: [
+            ("X-Token", "secret"), ("Sec-WebSocket-Protocol", "chat.v1"),
+        ]) + frame(.close, [0x03, 0xE8]))
+        _ = await seen.next()
+        #expect(response.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+        #expect(response.contains("\r\nX-Extra: 1\r\n"))
+        #expect(response.contains("\r\nSec-WebSocket-Protocol: chat.v1\r\n"))
     }
 
     @Test("requests that are not upgrades go to the HTTP handler, 404 by default")
@@ -212,16 +222,20 @@ struct EndToEndTests {
         #expect(harness.server.statistics().errors == 1)
     }
 
-    @Test("a client that sends nothing is dropped at the handshake timeout")
+    @Test("a client that sends nothing is dropped at the configured handshake timeout, not the default")
     func handshakeTimeout() async throws {
         var configuration = WebSocketConfiguration()
         configuration.handshakeTimeout = .milliseconds(200)
         let harness = try Harness(configuration: configuration, handler: Probe())
         defer { harness.shutdown() }
+        let started = ContinuousClock.now
         let silent = await harness.raw([])
         #expect(silent == "")
         let slow = await harness.raw(Array("GET /ws/x HTTP/1.1\r\nHost: x\r\n".utf8))  // never finishes
         #expect(slow == "")
+        // Two timeouts of 200 ms (plus the 50 ms sweep): far from two of the 10 s default.
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(3), "\(elapsed)")
         #expect(harness.server.statistics().errors == 2)
     }
 
@@ -267,7 +281,10 @@ struct EndToEndTests {
         let harness = try Harness(configuration: configuration, handler: CloseAtOnce())
         defer { harness.shutdown() }
         // A raw client: it upgrades, then ignores the close frame and keeps the connection open.
+        let started = ContinuousClock.now
         let bytes = await harness.rawBytes(upgradeRequest())
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .milliseconds(200) && elapsed < .seconds(2), "\(elapsed): the default is 5 s")
         let response = String(decoding: bytes.dropLast(4), as: UTF8.self)
         #expect(response.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
         #expect(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"))
@@ -304,8 +321,12 @@ struct EndToEndTests {
         var configuration = WebSocketConfiguration()
         configuration.handshakeTimeout = .milliseconds(200)
         let mute = try FakeServer(on: harness.serverGroup.loops[0], answer: nil)
+        let started = ContinuousClock.now
         let timedOut = await harness.connect("ws://127.0.0.1:\(mute.port)/", handler: Probe(), configuration: configuration)
         #expect(timedOut.failure?.kind == .timedOut)
+        #expect(timedOut.failure?.message == "no handshake response within 0.2 seconds")
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .milliseconds(200) && elapsed < .seconds(3), "\(elapsed): the default is 10 s")
         mute.close()
     }
 }

@@ -10,7 +10,7 @@ public final class WebSocketServer: Sendable {
     public let configuration: WebSocketConfiguration
     let handler: any WebSocketHandler
     /// The open connections and counters of each loop, each touched only by its loop.
-    private let registries: [LoopBound<ConnectionRegistry>]
+    let registries: [LoopBound<ConnectionRegistry>]
     /// The same counters, readable from any thread.
     private let counters: [WebSocketCounters]
     private let listeners = Locked<[TCPServer]>([])
