@@ -51,6 +51,8 @@ let package = Package(
             // instructions each, several per message. See Docs/Architecture.md.
             swiftSettings: strictSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
+        // The first server of Docs/WebSockets.md, exactly as printed there (a test checks both agree).
+        .executableTarget(name: "guide-server", dependencies: ["StrandsWS"], swiftSettings: strictSettings),
         // Drives StrandsWS through the Autobahn TestSuite (kosoku) as server and as client.
         .executableTarget(name: "strands-autobahn", dependencies: ["StrandsCLI"], swiftSettings: strictSettings),
         .testTarget(name: "StrandsLoopTests", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),

@@ -31,6 +31,14 @@ struct EchoServerCommand: ParsableCommand {
             help: "Seconds to wait for close handshakes on shutdown.")
     var grace = 5.0
 
+    @Option(name: [.customLong("ping-interval", withSingleDash: true), .long],
+            help: "Seconds without input before a client is pinged; 0 = never.")
+    var pingInterval = 30.0
+
+    @Option(name: [.customLong("idle-timeout", withSingleDash: true), .long],
+            help: "Seconds without input before a client is closed with 1001 (idle timeout); 0 = never.")
+    var idleTimeout = 75.0
+
     @Flag(name: [.customLong("quiet", withSingleDash: true), .long], help: "No stats line.")
     var quiet = false
 
@@ -48,6 +56,12 @@ struct EchoServerCommand: ParsableCommand {
             throw ValidationError("-max-message \(self.maxMessage): expected 1...\(1 << 30) bytes")
         }
         guard self.grace >= 0 && self.grace <= 3600 else { throw ValidationError("-grace \(self.grace): expected 0...3600 seconds") }
+        guard self.pingInterval >= 0 && self.pingInterval <= 86400 else {
+            throw ValidationError("-ping-interval \(self.pingInterval): expected 0...86400 seconds (0 = off)")
+        }
+        guard self.idleTimeout >= 0 && self.idleTimeout <= 86400 else {
+            throw ValidationError("-idle-timeout \(self.idleTimeout): expected 0...86400 seconds (0 = off)")
+        }
         guard !self.host.isEmpty else { throw ValidationError("-host must not be empty") }
         guard self.statsInterval >= 0.1 && self.statsInterval <= 86400 else {
             throw ValidationError("-stats-interval \(self.statsInterval): expected 0.1...86400 seconds")

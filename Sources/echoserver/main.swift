@@ -19,6 +19,8 @@ enum EchoServer {
             _ = try? System.raiseOpenFileLimit()
             var configuration = WebSocketConfiguration()
             configuration.maxMessageSize = options.maxMessage
+            configuration.pingInterval = .milliseconds(Int64((options.pingInterval * 1000).rounded()))
+            configuration.idleTimeout = .milliseconds(Int64((options.idleTimeout * 1000).rounded()))
             let loops = options.workers == 0 ? System.availableCPUs : options.workers
             let group = try LoopGroup(loopCount: loops)
             let handler = EchoHandler()

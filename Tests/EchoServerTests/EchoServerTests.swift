@@ -74,6 +74,34 @@ struct EchoServerTests {
         #expect(server.outputText.contains("stopped"))
     }
 
+    @Test("-ping-interval and -idle-timeout: a silent client is pinged, then closed with 1001 as idle; 0 turns both off")
+    func keepaliveFlags() async throws {
+        let server = try ServerProcess(["-quiet", "-ping-interval", "0.1", "-idle-timeout", "0.4"])
+        defer { self.clients.shutdown(); server.stop() }
+        let probe = Probe()
+        var quiet = WebSocketConfiguration()
+        quiet.pingInterval = .zero
+        quiet.idleTimeout = .zero
+        quiet.closeTimeout = .milliseconds(300)
+        // This client answers pings but sends nothing else: the answers keep it alive...
+        _ = try await connectClient(to: "ws://127.0.0.1:\(server.port)/ws/k", on: self.loop, handler: probe,
+                                    configuration: quiet).get()
+        #expect(await probe.events.next() == .opened(path: "/ws/k", subprotocol: nil))
+        // ...while one that never answers (a raw upgrade, reading only) is closed as idle.
+        let bytes = await rawExchange(Array(("GET /ws/raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8),
+                                      port: server.port, on: self.loop)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 101"))
+        #expect(bytes.suffix(16) == [0x88, 14, 0x03, 0xE9] + Array("idle timeout".utf8))
+        #expect(bytes.contains(0x89))  // A ping went out first.
+        let open = Events<Bool>()
+        self.loop.execute { open.post(true) }
+        _ = await open.next()
+        let health = await rawExchange(Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8), port: server.port, on: self.loop)
+        #expect(String(decoding: health, as: UTF8.self).contains("\"connections\":1"))  // The answering client is still there.
+    }
+
     @Test("the stats line reports connections, messages, rate and errors")
     func statsLine() async throws {
         let server = try ServerProcess(["-stats-interval", "0.2"])
@@ -152,6 +180,7 @@ struct EchoServerTests {
 
     @Test("bad flags and values exit 2 with a message; --help exits 0", arguments: [
         ["-port", "abc"], ["-port", "70000"], ["-workers", "-1"], ["-max-message", "0"], ["--bogus"], ["-grace", "x"],
+        ["-ping-interval", "-1"], ["-idle-timeout", "x"],
     ])
     func badFlags(arguments: [String]) throws {
         defer { self.clients.shutdown() }
@@ -167,7 +196,9 @@ struct EchoServerTests {
         defer { self.clients.shutdown() }
         let (status, help, _) = try run("echoserver", ["--help"])
         #expect(status == 0)
-        for flag in ["-port", "--port", "-workers", "-host", "-max-message", "-quiet"] { #expect(help.contains(flag)) }
+        for flag in ["-port", "--port", "-workers", "-host", "-max-message", "-quiet", "-ping-interval", "-idle-timeout"] {
+            #expect(help.contains(flag))
+        }
         let server = try ServerProcess(["--quiet", "--workers", "1"])
         #expect(server.port > 0)
         server.stop()

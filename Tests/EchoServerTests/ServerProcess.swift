@@ -19,10 +19,17 @@ final class ServerProcess: @unchecked Sendable {  // Safe: fields are set in ini
     }
 
     /// Starts `echoserver` on port 0 with `arguments` and waits for its "listening on" line.
-    init(_ arguments: [String] = []) throws {
-        self.process.executableURL = Self.binary("echoserver")
+    convenience init(_ arguments: [String] = []) throws {
         // -parent-pid: should this test process crash, its servers end with it instead of living on.
-        self.process.arguments = ["-port", "0", "-host", "127.0.0.1", "-parent-pid", "\(getpid())"] + arguments
+        try self.init(binary: "echoserver",
+                      arguments: ["-port", "0", "-host", "127.0.0.1", "-parent-pid", "\(getpid())"] + arguments)
+    }
+
+    /// Starts the built product `binary` with `arguments` (through `stdbuf -oL`, so that its standard
+    /// output is line-buffered into the pipe) and waits for a "listening on HOST:PORT" line.
+    init(binary: String, arguments: [String]) throws {
+        self.process.executableURL = URL(fileURLWithPath: "/usr/bin/stdbuf")
+        self.process.arguments = ["-oL", Self.binary(binary).path] + arguments
         self.process.standardOutput = self.stdout
         self.process.standardError = self.stderr
         let lines = LineWaiter()

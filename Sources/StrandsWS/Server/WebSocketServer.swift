@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A WebSocket server on every loop of a group: the HTTP upgrade, then ``WebSocket`` connections driven
 /// by one ``WebSocketHandler``.
 ///
@@ -93,5 +97,47 @@ public final class WebSocketServer: Sendable {
             }
             if !accepted { loopDone() }  // A loop that is shutting down has nothing left to close.
         }
+    }
+}
+
+extension WebSocketServer {
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully and returns the signal: stops
+    /// listening, closes every connection with 1001 (``closeAll(code:reason:completion:)``, which also
+    /// covers connections still in the handshake), and waits up to `gracePeriod` for them to finish; a
+    /// second signal cuts the wait short. The loops keep running; call ``LoopGroup/shutdown()`` after if
+    /// the process goes on.
+    ///
+    /// Blocks the calling thread, which must not be one of the group's loops; usable from top-level code
+    /// in Swift 6 (no Dispatch signal source, whose handler top-level code would put on the main actor).
+    ///
+    /// ```swift
+    /// let group = try LoopGroup()
+    /// let server = WebSocketServer(group: group, handler: Echo())
+    /// try server.listen(host: "0.0.0.0", port: 8082)
+    /// server.run()
+    /// ```
+    /// - Returns: The signal that started the shutdown.
+    @discardableResult
+    public func run(gracePeriod: Duration = .seconds(10), signals: [Int32] = [SIGINT, SIGTERM]) -> Int32 {
+        precondition(!self.group.loops.contains { $0.inEventLoop }, "WebSocketServer.run() would block its own loop")
+        enum Event: Sendable { case signal(Int32), closed, timedOut }
+        let events = BlockingQueue<Event>()
+        let loop = self.group.loops[0]
+        let watcher = loop.runAndWait { () -> LoopBound<SignalWatcher>? in
+            (try? loop.watchSignals(signals) { events.post(.signal($0)) }).map { LoopBound($0, loop: loop) }
+        }
+        guard let watcher = watcher ?? nil else { return 0 }  // The loops are shutting down.
+        guard case .signal(let signo) = events.wait() else { return 0 }
+        self.stopListening()
+        self.closeAll { events.post(.closed) }
+        let timer = loop.runAndWait {
+            LoopBound(loop.scheduleTimer(after: gracePeriod) { events.post(.timedOut) }, loop: loop)
+        }
+        _ = events.wait()  // Closed, the grace period over, or a second signal.
+        loop.execute {
+            watcher.value.cancel()
+            timer?.value.cancel()
+        }
+        return signo
     }
 }
