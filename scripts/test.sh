@@ -11,3 +11,7 @@ if [ "${SKIP_CONFORMANCE:-0}" != 1 ]; then
     bash scripts/autobahn.sh
     bash scripts/interop.sh
 fi
+# Fuzzing: each libFuzzer target briefly (FUZZ_SECONDS, 30 by default; run longer by hand).
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+    bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+fi

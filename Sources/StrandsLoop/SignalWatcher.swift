@@ -68,13 +68,17 @@ extension Loop {
 }
 
 extension LoopGroup {
+    /// The signals that ask a server to stop: SIGINT (Ctrl-C) and SIGTERM (what `kill` and service
+    /// managers send).
+    public static let shutdownSignals: [Int32] = [SIGINT, SIGTERM]
+
     /// Blocks the calling thread until one of `signals` arrives, and returns it. While it waits, those
     /// signals no longer end the process. Usable from top-level code; not from one of the group's loops.
     ///
     /// The signals are watched on the group's first loop with libuv (`uv_signal_t`), so no Dispatch
     /// source is involved: a Dispatch handler written in top-level code is inferred to be on the main
     /// actor, which Swift 6 checks at run time, and traps when it runs on Dispatch's queue.
-    public func wait(untilSignal signals: [Int32] = [SIGINT, SIGTERM]) -> Int32 {
+    public func wait(untilSignal signals: [Int32] = LoopGroup.shutdownSignals) -> Int32 {
         precondition(!self.loops.contains { $0.inEventLoop }, "LoopGroup.wait(untilSignal:) would block its own loop")
         let arrived = BlockingQueue<Int32>()
         let loop = self.loops[0]

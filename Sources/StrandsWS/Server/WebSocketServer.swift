@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A WebSocket server on every loop of a group: the HTTP upgrade, then ``WebSocket`` connections driven
 /// by one ``WebSocketHandler``.
 ///
@@ -118,7 +114,7 @@ extension WebSocketServer {
     /// ```
     /// - Returns: The signal that started the shutdown.
     @discardableResult
-    public func run(gracePeriod: Duration = .seconds(10), signals: [Int32] = [SIGINT, SIGTERM]) -> Int32 {
+    public func run(gracePeriod: Duration = .seconds(10), signals: [Int32] = LoopGroup.shutdownSignals) -> Int32 {
         precondition(!self.group.loops.contains { $0.inEventLoop }, "WebSocketServer.run() would block its own loop")
         enum Event: Sendable { case signal(Int32), closed, timedOut }
         let events = BlockingQueue<Event>()

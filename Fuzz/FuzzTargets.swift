@@ -1,0 +1,142 @@
+// libFuzzer targets for the parsers that read untrusted bytes, compiled by scripts/fuzz.sh together with
+// the sources of StrandsLoop and StrandsWS (one module, no package build). STRANDS_FUZZ_TARGET picks one:
+//
+//   frames-server   FrameParser as a server (masked frames), with UTF-8 validation
+//   frames-client   FrameParser as a client (unmasked frames), RSV1 owned by an extension
+//   http-request    HTTPHeadReader + HTTPRequest.parse + Handshake.validate + extension offers
+//   http-response   HTTPHeadReader + ClientHandshake.check (the client's view of a 101)
+//
+// The frame targets are differential: the input is parsed whole and again split into pieces at
+// offsets the input itself chooses; the two runs must report the same messages and the same result.
+// Any difference, crash, leak (LeakSanitizer) or hang is a finding.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+nonisolated(unsafe) let target: String = {
+    guard let name = getenv("STRANDS_FUZZ_TARGET") else { return "frames-server" }
+    return String(cString: name)
+}()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let input = UnsafeBufferPointer(start: data, count: size)
+    switch target {
+    case "frames-server": fuzzFrames(input, expectMasked: true, allowedRSV: 0)
+    case "frames-client": fuzzFrames(input, expectMasked: false, allowedRSV: 0x40)
+    case "http-request": fuzzRequest(input)
+    case "http-response": fuzzResponse(input)
+    default: fatalError("unknown STRANDS_FUZZ_TARGET '\(target)'")
+    }
+    return 0
+}
+
+/// What a parse reported, to compare two runs.
+struct Record: FrameParserSink {
+    var events: [[UInt8]] = []
+    mutating func parser(didReceiveMessage opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
+        self.events.append([opcode.rawValue] + Array(payload))
+        return true
+    }
+    mutating func parser(didReceiveMessage opcode: Opcode, rsv: UInt8, payload: UnsafeMutableRawBufferPointer) -> Bool {
+        self.events.append([opcode.rawValue | rsv] + Array(payload))
+        return true
+    }
+    mutating func parser(didReceiveControl opcode: Opcode, payload: UnsafeMutableRawBufferPointer) -> Bool {
+        self.events.append([opcode.rawValue] + Array(payload))
+        return opcode != .close
+    }
+}
+
+func fuzzFrames(_ input: UnsafeBufferPointer<UInt8>, expectMasked: Bool, allowedRSV: UInt8) {
+    guard input.count >= 2 else { return }
+    // The first two bytes choose the split; the rest is the stream. A small limit reaches 1009 too.
+    let stride = Int(input[0]) % 17 + 1
+    let limit = input[1] & 1 == 0 ? 1 << 20 : 300
+    let stream = Array(input.dropFirst(2))
+
+    func run(_ pieces: [ArraySlice<UInt8>]) -> (Record, FrameParseResult) {
+        var parser = FrameParser(expectMasked: expectMasked, maxMessageSize: limit, allowedRSV: allowedRSV)
+        var record = Record()
+        var result = FrameParseResult.consumedAll
+        for piece in pieces {
+            var bytes = Array(piece)
+            result = bytes.withUnsafeMutableBytes { parser.parse($0, into: &record) }
+            if case .consumedAll = result { continue }
+            break
+        }
+        parser.release()
+        return (record, result)
+    }
+
+    let (whole, wholeResult) = run([stream[...]])
+    var pieces: [ArraySlice<UInt8>] = []
+    var start = 0
+    var step = stride
+    while start < stream.count {
+        let end = min(start + step, stream.count)
+        pieces.append(stream[start..<end])
+        start = end
+        step = step % 13 + 1  // Pieces of varying sizes, so headers split at every place.
+    }
+    let (split, splitResult) = run(pieces)
+    switch (wholeResult, splitResult) {
+    case (.failed(let a, _), .failed(let b, _)):
+        precondition(a == b, "whole and split parses failed differently: \(a) / \(b)")
+    case (.stopped, .stopped), (.consumedAll, .consumedAll):
+        break
+    default:
+        preconditionFailure("whole parse \(wholeResult), split parse \(splitResult)")
+    }
+    // The split run may stop or fail on a later piece than the whole one saw, but everything reported
+    // before that must match.
+    precondition(whole.events == split.events, "whole and split parses reported different frames")
+}
+
+func fuzzRequest(_ input: UnsafeBufferPointer<UInt8>) {
+    guard let head = readHead(input) else { return }
+    guard let (startLine, headers) = try? head.reader.split(length: head.length),
+          let request = try? HTTPRequest.parse(startLine: startLine, headers: headers)
+    else { return }
+    _ = Handshake.isUpgrade(request)
+    if Handshake.validate(request) == nil {
+        _ = Handshake.response(key: request.headers.first("Sec-WebSocket-Key")!.trimmingHTTPWhitespace(),
+                               subprotocol: request.headers.tokens("Sec-WebSocket-Protocol").first, headers: [:])
+    }
+    if let offers = ExtensionOffer.parse(request.headers["Sec-WebSocket-Extensions"]) {
+        // What is printed parses back to the same offers.
+        let again = ExtensionOffer.parse([offers.map(\.description).joined(separator: ", ")])
+        precondition(again == offers, "extension offers do not round-trip: \(offers)")
+    }
+    _ = request.path
+    _ = request.query
+}
+
+func fuzzResponse(_ input: UnsafeBufferPointer<UInt8>) {
+    guard let head = readHead(input) else { return }
+    guard let (startLine, headers) = try? head.reader.split(length: head.length) else { return }
+    _ = ClientHandshake.check(startLine: startLine, headers: headers, expectedAccept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+                              offeredProtocols: ["chat"], offeredExtensions: ["permessage-deflate"])
+}
+
+/// Feeds a head reader in pieces of the sizes the first byte picks, as a peer's reads would arrive.
+func readHead(_ input: UnsafeBufferPointer<UInt8>) -> (reader: HTTPHeadReader, length: Int)? {
+    guard input.count >= 1 else { return nil }
+    var limits = HTTPLimits()
+    limits.maxHeadBytes = 4096
+    limits.maxRequestLineLength = 1024
+    limits.maxHeaderCount = 40
+    let reader = HTTPHeadReader(limits: limits)
+    let step = Int(input[0]) % 64 + 1
+    var offset = 1
+    while offset < input.count {
+        let end = min(offset + step, input.count)
+        let piece = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[offset..<end])
+        let result: Int?
+        do { result = try reader.append(piece) } catch { return nil }
+        if let length = result { return (reader, length) }
+        offset = end
+    }
+    return nil
+}
