@@ -13,9 +13,9 @@ extension Loop {
         if self.inEventLoop || !self.hasStarted {
             return body()
         }
-        let latch = Latch<R>()
+        let latch = BlockingQueue<R>()
         let task = UncheckedBox(body)
-        let accepted = self.execute { latch.set(task.value()) }
+        let accepted = self.execute { latch.post(task.value()) }
         return accepted ? latch.wait() : nil
     }
 }
@@ -26,14 +26,16 @@ struct UncheckedBox<Value>: @unchecked Sendable {  // Safe: used once, by the re
     init(_ value: Value) { self.value = value }
 }
 
-/// A one-shot value handed from one thread to a waiting one (pthread mutex + condition).
-final class Latch<Value>: @unchecked Sendable {  // Safe: `value` is guarded by `mutex`.
+/// Values handed from loop threads to one waiting thread, in order (pthread mutex + condition); with one
+/// value, a one-shot hand-off. The values cross threads: the caller guarantees that only the receiver
+/// touches one once it is posted.
+package final class BlockingQueue<Value>: @unchecked Sendable {  // Safe: `values` is guarded by `mutex`.
     // Allocated, not stored inline: pthread objects must not move, and `&property` promises no address.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var value: Value?
+    private var values: [Value] = []
 
-    init() {
+    package init() {
         pthread_mutex_init(self.mutex, nil)
         pthread_cond_init(self.condition, nil)
     }
@@ -45,17 +47,18 @@ final class Latch<Value>: @unchecked Sendable {  // Safe: `value` is guarded by 
         self.mutex.deallocate()
     }
 
-    func set(_ value: Value) {
+    package func post(_ value: Value) {
         pthread_mutex_lock(self.mutex)
-        self.value = value
-        pthread_cond_broadcast(self.condition)
+        self.values.append(value)
+        pthread_cond_signal(self.condition)
         pthread_mutex_unlock(self.mutex)
     }
 
-    func wait() -> Value {
+    /// The next value, waiting for one if none is there.
+    package func wait() -> Value {
         pthread_mutex_lock(self.mutex)
-        while self.value == nil { pthread_cond_wait(self.condition, self.mutex) }
-        let value = self.value!
+        while self.values.isEmpty { pthread_cond_wait(self.condition, self.mutex) }
+        let value = self.values.removeFirst()
         pthread_mutex_unlock(self.mutex)
         return value
     }

@@ -31,7 +31,7 @@ public final class LoopGroup: Sendable {
         self.loops = loops
         let cpus = System.availableCPUs
         var threads: [pthread_t] = []
-        var latches: [Latch<Bool>] = []
+        var latches: [BlockingQueue<Bool>] = []
         for loop in loops {
             let cpu: Int
             switch pinning.kind {
@@ -45,7 +45,7 @@ public final class LoopGroup: Sendable {
             let rc = pthread_create(&thread, nil, { argument in
                 let start = Unmanaged<LoopThreadStart>.fromOpaque(argument!).takeRetainedValue()
                 if start.cpu >= 0 { _ = cuv_pin_current_thread(Int32(start.cpu)) }
-                start.loop.run(onStart: { start.running.set(true) })
+                start.loop.run(onStart: { start.running.post(true) })
                 return nil
             }, Unmanaged.passRetained(started).toOpaque())
             precondition(rc == 0, "pthread_create failed: \(rc)")
@@ -105,7 +105,7 @@ extension LoopGroup {
 private final class LoopThreadStart {
     let loop: Loop
     let cpu: Int
-    let running = Latch<Bool>()
+    let running = BlockingQueue<Bool>()
     init(loop: Loop, cpu: Int) {
         self.loop = loop
         self.cpu = cpu

@@ -91,38 +91,3 @@ extension LoopGroup {
         return signo
     }
 }
-
-/// Values handed from loop threads to one waiting thread, in order (pthread mutex + condition).
-package final class BlockingQueue<Value: Sendable>: @unchecked Sendable {  // Safe: `values` is guarded by `mutex`.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var values: [Value] = []
-
-    package init() {
-        pthread_mutex_init(self.mutex, nil)
-        pthread_cond_init(self.condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(self.condition)
-        pthread_mutex_destroy(self.mutex)
-        self.condition.deallocate()
-        self.mutex.deallocate()
-    }
-
-    package func post(_ value: Value) {
-        pthread_mutex_lock(self.mutex)
-        self.values.append(value)
-        pthread_cond_signal(self.condition)
-        pthread_mutex_unlock(self.mutex)
-    }
-
-    /// The next value, waiting for one if none is there.
-    package func wait() -> Value {
-        pthread_mutex_lock(self.mutex)
-        while self.values.isEmpty { pthread_cond_wait(self.condition, self.mutex) }
-        let value = self.values.removeFirst()
-        pthread_mutex_unlock(self.mutex)
-        return value
-    }
-}

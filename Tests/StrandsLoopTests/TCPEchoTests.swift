@@ -110,13 +110,13 @@ struct TCPEchoTests {
             var pauses: Int
         }
         let serverStats = Locked<Stats?>(nil)
-        let serverClosed = Latch<Bool>()
+        let serverClosed = BlockingQueue<Bool>()
         let server = try group.loops[0].listen(host: "127.0.0.1", port: 0) { stream in
             stream.highWaterMark = highWater
             stream.lowWaterMark = lowWater
             stream.delegate = BoundedEcho { maxPending, pauses in
                 serverStats.withLock { $0 = Stats(maxPending: maxPending, pauses: pauses) }
-                serverClosed.set(true)
+                serverClosed.post(true)
             }
             stream.startReading()
         }

@@ -63,9 +63,3 @@ final class ClientHandshake {
         return .success(Agreement(subprotocol: chosen.first, extensions: extensions))
     }
 }
-
-/// Why a handshake response was refused, in words.
-struct HandshakeFailure: Error, Equatable {
-    let reason: String
-    init(_ reason: String) { self.reason = reason }
-}

@@ -13,7 +13,9 @@ final class ConnectionRegistry {
     let dropsOverCap: Bool
     /// The loop's cork, reached without going through the loop.
     let cork: UnsafeMutablePointer<Cork>
-    let context: WebSocketLoopContext
+    /// Unowned: the loop's context holds its client registries, and the loop holds the context for as
+    /// long as it runs, longer than any connection on it. Unsafe: no reference counting per use.
+    unowned(unsafe) let context: WebSocketLoopContext
     let configuration: WebSocketConfiguration
     let isClient: Bool
 

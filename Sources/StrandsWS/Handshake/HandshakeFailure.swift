@@ -1,0 +1,5 @@
+/// Why a handshake response was refused, in words.
+struct HandshakeFailure: Error, Equatable {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+}
