@@ -95,6 +95,13 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     /// The loop's cached clock in milliseconds (`uv_now`), updated once per loop iteration.
     public var now: UInt64 { uv_now(self.uvLoop) }
 
+    /// The loop's clock brought up to date first (`uv_update_time`, a vDSO clock read): for deadlines,
+    /// which must not start from a time the iteration has already left behind.
+    package var freshNow: UInt64 {
+        uv_update_time(self.uvLoop)
+        return uv_now(self.uvLoop)
+    }
+
     /// Whether ``run()`` has been called (the loop may since have finished).
     public var hasStarted: Bool { self.started.load(ordering: .acquiring) }
 

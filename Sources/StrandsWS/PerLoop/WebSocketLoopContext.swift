@@ -56,7 +56,7 @@ final class WebSocketLoopContext {
 
     /// Gives `socket` a deadline `after` from now, replacing any it had.
     func setDeadline(_ socket: WebSocket, after: Duration) {
-        self.timed.set(socket, socket.coldState, deadline: self.loop.now + after.wholeMilliseconds)
+        self.timed.set(socket, socket.coldState, deadline: self.loop.freshNow + after.wholeMilliseconds)
         if self.sweepTimer == nil {
             self.sweepTimer = self.loop.scheduleTimer(after: Self.tick, repeating: Self.tick) { [unowned self] in
                 self.sweep()
