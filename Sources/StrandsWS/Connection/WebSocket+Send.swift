@@ -101,7 +101,7 @@ extension WebSocket {
                 let out = cork.pointee.buffer.appendUninitialized(headerLength + payload.count)
                 if isClient {
                     // A client masks, so the payload is copied next to its header either way.
-                    let key = registry.context.nextMaskKey()
+                    let key = registry.nextMaskKey()
                     _ = FrameHeader.write(opcode: opcode, fin: fin, payloadLength: payload.count, maskKey: key,
                                           into: out.baseAddress!)
                     if rsv != 0 { out.baseAddress!.storeBytes(of: out[0] | rsv, as: UInt8.self) }

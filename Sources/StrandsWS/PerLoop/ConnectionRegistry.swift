@@ -13,9 +13,15 @@ final class ConnectionRegistry {
     let dropsOverCap: Bool
     /// The loop's cork, reached without going through the loop.
     let cork: UnsafeMutablePointer<Cork>
-    /// Unowned: the loop's context holds its client registries, and the loop holds the context for as
-    /// long as it runs, longer than any connection on it. Unsafe: no reference counting per use.
-    unowned(unsafe) let context: WebSocketLoopContext
+    /// Not retained: the loop's context holds its client registries, and the loop holds the context for
+    /// as long as it runs, longer than any connection on it. `Unmanaged` rather than `unowned(unsafe)`,
+    /// which Swift turns into a retain and release around each use (a client's mask key per message).
+    private let contextReference: Unmanaged<WebSocketLoopContext>
+    var context: WebSocketLoopContext { self.contextReference.takeUnretainedValue() }
+
+    /// The next mask key of this loop, at +0.
+    @inline(__always)
+    func nextMaskKey() -> UInt32 { self.contextReference._withUnsafeGuaranteedRef { $0.nextMaskKey() } }
     let configuration: WebSocketConfiguration
     let isClient: Bool
 
@@ -35,7 +41,7 @@ final class ConnectionRegistry {
          counters: WebSocketCounters, isClient: Bool) {
         self.handler = handler
         self.configuration = configuration
-        self.context = context
+        self.contextReference = Unmanaged.passUnretained(context)
         self.cork = context.loop.cork
         self.counters = counters
         self.isClient = isClient
