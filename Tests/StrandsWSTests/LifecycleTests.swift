@@ -100,6 +100,11 @@ struct LifecycleTests {
         harness.server.closeAll { done.post(1) }
         harness.server.closeAll { done.post(2) }  // A second call keeps the first one's completion.
         #expect(await client.events.next() == .closed(1001, "server shutting down"))
+        // Every server loop has run its part of closeAll (tasks run in order) before the request completes:
+        // a request completing at the same moment may be upgraded or refused, and the test wants the latter.
+        let ran = Events<Int>()
+        for loop in harness.serverGroup.loops { loop.execute { ran.post(loop.index) } }
+        for _ in harness.serverGroup.loops { _ = await ran.next() }
         // The request completes after the shutdown began: refused, not upgraded.
         let response = await partial.finish()
         #expect(response.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), "\(response.prefix(40))")

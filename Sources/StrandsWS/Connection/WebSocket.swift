@@ -70,7 +70,8 @@ public final class WebSocket: TCPConnection {
     @inline(__always) static var corkedFrameLimit: Int { 16 * 1024 }
 
     var handler: any WebSocketHandler { self.registry.handler }
-    var counters: WebSocketCounters { self.registry.counters }
+    /// The registry counts for its connections.
+    var counters: ConnectionRegistry { self.registry }
     var shared: WebSocketLoopContext { self.registry.context }
 
     // MARK: State
@@ -174,7 +175,7 @@ public final class WebSocket: TCPConnection {
                 // The registry at +0 too (the connection holds it): through a reference loaded from it, the
                 // handler would be retained and released around every message.
                 Unmanaged.passUnretained(socket.registry)._withUnsafeGuaranteedRef { registry in
-                    registry.counters.countReceived()
+                    registry.countReceived()
                     registry.handler.webSocket(socket, didReceive: WebSocketMessage(opcode: opcode, bytes: UnsafeRawBufferPointer(payload)))
                 }
                 return socket.state.keepsReading

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The connections of one server on one loop (or the clients of one handler and configuration on one
 /// loop): every one from accept or connect to close, with what they share, so a connection holds one
 /// reference instead of a handler, a configuration, counters and the loop's context. Loop-confined.
@@ -6,7 +8,13 @@
 final class ConnectionRegistry {
     // What a message reads first.
     let handler: any WebSocketHandler
-    let counters: WebSocketCounters
+    // The counters, inline: a message bumps one without loading another object. Relaxed atomics with
+    // one writer (this loop), so an increment is a load and a store, and any thread may read them.
+    private let received = Atomic<Int>(0)
+    private let sent = Atomic<Int>(0)
+    private let errors = Atomic<Int>(0)
+    private let open = Atomic<Int>(0)
+    private let opened = Atomic<Int>(0)
     let maxMessageSize: Int
     /// ``WebSocketConfiguration/maxPendingBytes``, `Int.max` when off.
     let maxPendingBytes: Int
@@ -38,18 +46,38 @@ final class ConnectionRegistry {
     let idleTicks: Int
 
     init(handler: any WebSocketHandler, configuration: WebSocketConfiguration, context: WebSocketLoopContext,
-         counters: WebSocketCounters, isClient: Bool) {
+         isClient: Bool) {
         self.handler = handler
         self.configuration = configuration
         self.contextReference = Unmanaged.passUnretained(context)
         self.cork = context.loop.cork
-        self.counters = counters
         self.isClient = isClient
         self.maxMessageSize = configuration.maxMessageSize
         self.maxPendingBytes = configuration.maxPendingBytes > 0 ? configuration.maxPendingBytes : Int.max
         self.dropsOverCap = configuration.sendCapPolicy == .drop
         (self.keepaliveTick, self.pingTicks, self.idleTicks) = Self.keepalive(
             ping: configuration.pingInterval.wholeMilliseconds, idle: configuration.idleTimeout.wholeMilliseconds)
+    }
+
+    // Single writer: load + store, not a read-modify-write.
+    @inline(__always) private static func bump(_ counter: borrowing Atomic<Int>, by delta: Int = 1) {
+        counter.store(counter.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
+    }
+    @inline(__always) func countReceived() { Self.bump(self.received) }
+    @inline(__always) func countSent() { Self.bump(self.sent) }
+    func countError() { Self.bump(self.errors) }
+    func countOpened() {
+        Self.bump(self.open)
+        Self.bump(self.opened)
+    }
+    func countClosed() { Self.bump(self.open, by: -1) }
+
+    /// The counts now. Safe from any thread (the one part of a registry that is): relaxed atomics.
+    var statistics: WebSocketStatistics {
+        WebSocketStatistics(open: self.open.load(ordering: .relaxed), opened: self.opened.load(ordering: .relaxed),
+                            messagesReceived: self.received.load(ordering: .relaxed),
+                            messagesSent: self.sent.load(ordering: .relaxed),
+                            errors: self.errors.load(ordering: .relaxed))
     }
 
     /// Every connection, in no particular order.

@@ -87,7 +87,7 @@ final class WebSocketLoopContext {
     /// Registries of this loop's client connections, one per handler and configuration in use, so that
     /// clients that share them share one keepalive timer. A registry leaves when its last connection does.
     private var clientRegistries: [ConnectionRegistry] = []
-    /// The counters of every client connection on this loop.
+    /// Client connects that failed before a connection existed (each connection counts in its registry).
     let clientCounters = WebSocketCounters()
 
     func clientRegistry(handler: any WebSocketHandler, configuration: WebSocketConfiguration) -> ConnectionRegistry {
@@ -97,7 +97,7 @@ final class WebSocketLoopContext {
             return existing
         }
         let registry = ConnectionRegistry(handler: handler, configuration: configuration, context: self,
-                                          counters: self.clientCounters, isClient: true)
+                                          isClient: true)
         self.clientRegistries.append(registry)
         return registry
     }

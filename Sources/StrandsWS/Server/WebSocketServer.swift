@@ -11,8 +11,6 @@ public final class WebSocketServer: Sendable {
     let handler: any WebSocketHandler
     /// The open connections and counters of each loop, each touched only by its loop.
     let registries: [LoopBound<ConnectionRegistry>]
-    /// The same counters, readable from any thread.
-    private let counters: [WebSocketCounters]
     private let listeners = Locked<[TCPServer]>([])
 
     public init(group: LoopGroup, configuration: WebSocketConfiguration = WebSocketConfiguration(),
@@ -20,14 +18,11 @@ public final class WebSocketServer: Sendable {
         self.group = group
         self.configuration = configuration
         self.handler = handler
-        let counters = group.loops.map { _ in WebSocketCounters() }
-        self.counters = counters
         // Each registry is made on its own loop: it holds that loop's context.
         self.registries = group.loops.map { loop in
             let made = loop.runAndWait {
                 LoopBound(ConnectionRegistry(handler: handler, configuration: configuration,
-                                             context: WebSocketLoopContext.on(loop), counters: counters[loop.index],
-                                             isClient: false), loop: loop)
+                                             context: WebSocketLoopContext.on(loop), isClient: false), loop: loop)
             }
             guard let made else { preconditionFailure("a WebSocketServer needs a running LoopGroup") }
             return made
@@ -68,7 +63,8 @@ public final class WebSocketServer: Sendable {
     /// Counts summed over every loop. Safe from any thread, loops included; the values are recent, not a
     /// snapshot taken at one instant.
     public func statistics() -> WebSocketStatistics {
-        self.counters.reduce(WebSocketStatistics()) { $0 + $1.snapshot }
+        // Off the loops, the registries' counters alone are read: atomics, meant for it.
+        self.registries.reduce(WebSocketStatistics()) { $0 + $1.unsafeValue.statistics }
     }
 
     /// Starts the closing handshake with every connection: open ones get a close frame (1001 by default,
