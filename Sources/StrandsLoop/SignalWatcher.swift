@@ -81,13 +81,21 @@ extension LoopGroup {
     public func wait(untilSignal signals: [Int32] = LoopGroup.shutdownSignals) -> Int32 {
         precondition(!self.loops.contains { $0.inEventLoop }, "LoopGroup.wait(untilSignal:) would block its own loop")
         let arrived = BlockingQueue<Int32>()
+        guard let watcher = self.watchSignals(signals, { arrived.post($0) }) else { return 0 }
+        let signo = arrived.wait()
+        watcher.loop.execute { watcher.value.cancel() }
+        return signo
+    }
+
+    /// Starts watching `signals` on the group's first loop, from outside the group's loops; `nil` when
+    /// the loop is shutting down. Cancel the watcher on its loop.
+    package func watchSignals(_ signals: [Int32], _ handler: @escaping @Sendable (Int32) -> Void)
+        -> LoopBound<SignalWatcher>?
+    {
         let loop = self.loops[0]
         let watcher = loop.runAndWait { () -> LoopBound<SignalWatcher>? in
-            (try? loop.watchSignals(signals) { arrived.post($0) }).map { LoopBound($0, loop: loop) }
+            (try? loop.watchSignals(signals, handler)).map { LoopBound($0, loop: loop) }
         }
-        guard let watcher = watcher ?? nil else { return 0 }  // The loop is shutting down.
-        let signo = arrived.wait()
-        loop.execute { watcher.value.cancel() }
-        return signo
+        return watcher ?? nil
     }
 }

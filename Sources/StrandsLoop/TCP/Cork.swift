@@ -14,7 +14,4 @@ package struct Cork {
     package var ownerQueued = 0
     /// The owner's high-water mark.
     package var ownerHighWater = 0
-
-    /// Bytes the owner has not handed to the kernel yet: queued and corked.
-    package var ownerPending: Int { self.ownerQueued + self.buffer.count }
 }

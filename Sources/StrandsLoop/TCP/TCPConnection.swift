@@ -35,7 +35,7 @@ open class TCPConnection: LoopHandleOwner {
         // A loop that is shutting down takes no new handles, or run() could not finish.
         let rc = loop.isShuttingDown ? UV_ECANCELED.rawValue : uv_tcp_init(loop.uvLoop, self.handle)
         if rc < 0 {
-            self.flags = [.closing, .closed, .neverOpened]
+            self.flags = [.closing, .closed]
             throw UVError(code: rc, context: "uv_tcp_init")
         }
         self.handle.pointee.data = Unmanaged.passRetained(self).toOpaque()

@@ -10,5 +10,4 @@ package struct TCPFlags: OptionSet {
     package static let closed = TCPFlags(rawValue: 1 << 5)
     package static let shutdownRequested = TCPFlags(rawValue: 1 << 6)
     package static let writing = TCPFlags(rawValue: 1 << 7)
-    package static let neverOpened = TCPFlags(rawValue: 1 << 8)
 }

@@ -31,7 +31,6 @@ public enum WebSocketClient {
         ) { result in
             switch result {
             case .failure(let error):
-                context.clientCounters.countError()
                 completion(.failure(.connectFailed(error)))
             case .success(let connection):
                 Self.handshake(socket: unsafeDowncast(connection, to: WebSocket.self), url: target,

@@ -30,7 +30,7 @@ extension WebSocket {
         // open connection with no fragmented message under way and no extension to consult.
         if self.state.sendsPlainMessages && opcode.rawValue &- 1 < 2 && fin {
             let result = self.writeFrame(opcode, payload, fin: true, rsv: 0)
-            if result.isAccepted { self.counters.countSent() }
+            if result.isAccepted { self.registry.countSent() }
             return result
         }
         return self.sendInSequence(opcode, payload, fin: fin)
@@ -51,7 +51,7 @@ extension WebSocket {
         } else {
             result = self.writeFrame(opcode, payload, fin: fin, rsv: 0)
         }
-        if fin && result.isAccepted { self.counters.countSent() }  // Once per message, at its last frame.
+        if fin && result.isAccepted { self.registry.countSent() }  // Once per message, at its last frame.
         return result
     }
 

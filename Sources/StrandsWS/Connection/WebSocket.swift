@@ -70,8 +70,6 @@ public final class WebSocket: TCPConnection {
     @inline(__always) static var corkedFrameLimit: Int { 16 * 1024 }
 
     var handler: any WebSocketHandler { self.registry.handler }
-    /// The registry counts for its connections.
-    var counters: ConnectionRegistry { self.registry }
     var shared: WebSocketLoopContext { self.registry.context }
 
     // MARK: State
@@ -100,7 +98,7 @@ public final class WebSocket: TCPConnection {
         didRead: { connection, bytes in unsafeDowncast(connection, to: WebSocket.self).didRead(bytes) },
         didReachEOF: { connection in
             let socket = unsafeDowncast(connection, to: WebSocket.self)
-            if socket.state.keepsReading { socket.counters.countError() }  // TCP ended without a close frame: 1006.
+            if socket.state.keepsReading { socket.registry.countError() }  // TCP ended without a close frame: 1006.
             socket.perform(socket.state.peerEnded())
         },
         didDrain: { connection in
@@ -134,12 +132,12 @@ public final class WebSocket: TCPConnection {
         cold?.negotiated?.release()
         let closeCode = cold?.closeCode ?? .abnormalClosure
         if error != nil && error != .cancelled && !self.state.closeReceived && closeCode == .abnormalClosure {
-            self.counters.countError()
+            self.registry.countError()
         }
         if let pending = cold?.pendingClient {
             pending.completion(.failure(.handshakeFailed(error.map { "\($0)" } ?? "connection closed during the handshake")))
         }
-        if self.state.didOpen { self.counters.countClosed() }
+        if self.state.didOpen { self.registry.countClosed() }
         self.registry.remove(self)
         if action == .reportClose {
             self.handler.webSocket(self, didCloseWith: closeCode, reason: cold?.closeReason ?? "")
@@ -217,7 +215,7 @@ public final class WebSocket: TCPConnection {
                 invalidText = true
                 return
             }
-            self.counters.countReceived()
+            self.registry.countReceived()
             self.handler.webSocket(self, didReceive: WebSocketMessage(opcode: opcode, bytes: decoded))
         }
         if let failure {
@@ -236,7 +234,7 @@ public final class WebSocket: TCPConnection {
     func deadlinePassed() {
         let action = self.state.deadlinePassed()
         if action == .closeTCP && self.cold?.head != nil {
-            self.counters.countError()  // A server's silent or slow client: it gets no answer.
+            self.registry.countError()  // A server's silent or slow client: it gets no answer.
         }
         self.perform(action)
     }

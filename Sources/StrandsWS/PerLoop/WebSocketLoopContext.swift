@@ -87,8 +87,6 @@ final class WebSocketLoopContext {
     /// Registries of this loop's client connections, one per handler and configuration in use, so that
     /// clients that share them share one keepalive timer. A registry leaves when its last connection does.
     private var clientRegistries: [ConnectionRegistry] = []
-    /// Client connects that failed before a connection existed (each connection counts in its registry).
-    let clientCounters = WebSocketCounters()
 
     func clientRegistry(handler: any WebSocketHandler, configuration: WebSocketConfiguration) -> ConnectionRegistry {
         if let existing = self.clientRegistries.first(where: {

@@ -75,7 +75,7 @@ extension WebSocket {
     /// and parse any frames that came early. The connection is open (it can send) in both callbacks.
     func didOpen(request: HTTPRequest, leftover headLength: Int, thenClose: Bool,
                  announce: (() -> Void)? = nil) {
-        self.counters.countOpened()
+        self.registry.countOpened()
         self.shared.clearDeadline(self)
         let head = self.cold?.head
         self.cold?.head = nil
@@ -97,7 +97,7 @@ extension WebSocket {
 
     /// Sends an HTTP response and closes once it is written (or the close timeout passes).
     func refuse(_ response: HTTPResponse, countsAsError: Bool = true) {
-        if countsAsError { self.counters.countError() }
+        if countsAsError { self.registry.countError() }
         _ = self.state.respondedWithHTTP()
         self.cold?.head?.release()
         self.cold?.head = nil

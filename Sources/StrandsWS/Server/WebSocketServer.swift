@@ -114,11 +114,10 @@ extension WebSocketServer {
         precondition(!self.group.loops.contains { $0.inEventLoop }, "WebSocketServer.run() would block its own loop")
         enum Event: Sendable { case signal(Int32), closed, timedOut }
         let events = BlockingQueue<Event>()
-        let loop = self.group.loops[0]
-        let watcher = loop.runAndWait { () -> LoopBound<SignalWatcher>? in
-            (try? loop.watchSignals(signals) { events.post(.signal($0)) }).map { LoopBound($0, loop: loop) }
+        guard let watcher = self.group.watchSignals(signals, { events.post(.signal($0)) }) else {
+            return 0  // The loops are shutting down.
         }
-        guard let watcher = watcher ?? nil else { return 0 }  // The loops are shutting down.
+        let loop = watcher.loop
         guard case .signal(let signo) = events.wait() else { return 0 }
         self.stopListening()
         self.closeAll { events.post(.closed) }
