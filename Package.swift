@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// The library targets depend on libuv alone. The executables may later add
+// The library targets depend on libuv alone, and StrandsWS on zlib for permessage-deflate. The executables may later add
 // well-kept server-ecosystem packages (argument parsing, histograms, logging).
 let strictSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -17,7 +17,7 @@ let package = Package(
         .executable(name: "perftest", targets: ["perftest"]),
     ],
     dependencies: [
-        // Executables only: the libraries depend on libuv alone.
+        // Executables only: the libraries depend on libuv and zlib alone.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
@@ -29,8 +29,15 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        // permessage-deflate's compressor (RFC 7692).
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(name: "StrandsLoop", dependencies: ["CUV"], swiftSettings: strictSettings),
-        .target(name: "StrandsWS", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
+        .target(name: "StrandsWS", dependencies: ["StrandsLoop", "CZlib"], swiftSettings: strictSettings),
         // What the command-line tools share: flag parsing that exits 2 like the Go tools, line output, logging.
         .target(
             name: "StrandsCLI",

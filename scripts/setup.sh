@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what Strands needs on a fresh Debian/Ubuntu machine: libuv's headers and pkg-config to build,
+# Installs what Strands needs on a fresh Debian/Ubuntu machine: libuv's and zlib's headers and pkg-config to build,
 # and Python 3 with venv for the scripts (Autobahn's kosoku, the interop server, port probes).
 # Swift itself (6.1 or later) must already be on PATH.
 set -euo pipefail
@@ -10,6 +10,7 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 need=()
 pkg-config --exists libuv 2>/dev/null || need+=(libuv1-dev pkg-config)
+pkg-config --exists zlib 2>/dev/null || need+=(zlib1g-dev)
 # Debian ships venv's pip bootstrap (ensurepip) separately, in python3-venv.
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3 python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
@@ -19,4 +20,5 @@ echo "setup: installing ${need[*]} with apt-get" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 pkg-config --exists libuv || { echo "setup: libuv still not found by pkg-config" >&2; exit 1; }
+pkg-config --exists zlib || { echo "setup: zlib still not found by pkg-config" >&2; exit 1; }
 python3 -c 'import ensurepip, venv' || { echo "setup: python3 with venv still missing" >&2; exit 1; }

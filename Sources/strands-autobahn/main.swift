@@ -1,8 +1,8 @@
 // strands-autobahn: drives StrandsWS through the Autobahn TestSuite cases (as run by kosoku).
 //
-//   strands-autobahn server [--host 127.0.0.1] [--port 9002]
+//   strands-autobahn server [--host 127.0.0.1] [--port 9002] [--compression off|shared|dedicated]
 //       An echo server for `kosoku ws://HOST:PORT/ws/x`; prints "listening on HOST:PORT".
-//   strands-autobahn client [--url ws://127.0.0.1:9001] [--agent Strands]
+//   strands-autobahn client [--url ws://127.0.0.1:9001] [--agent Strands] [--compression off|shared|dedicated]
 //       The Autobahn client protocol against `kosoku -m fuzzingserver`: /getCaseCount, then /runCase for
 //       each case (echoing every message), then /updateReports.
 import Dispatch
@@ -24,15 +24,6 @@ final class Echo: WebSocketHandler {
     }
 }
 
-/// Autobahn's cases send messages up to 16 MiB; the conformance runs allow that much.
-let configuration: WebSocketConfiguration = {
-    var configuration = WebSocketConfiguration()
-    configuration.maxMessageSize = 64 << 20
-    // Group 9 echoes messages of up to 16 MiB: each must fit under the send cap whole.
-    configuration.maxPendingBytes = 64 << 20
-    return configuration
-}()
-
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let command = arguments.first else { fail("usage: strands-autobahn server|client [flags]") }
 arguments.removeFirst()
@@ -42,6 +33,25 @@ while !arguments.isEmpty {
     guard flag.hasPrefix("--"), !arguments.isEmpty else { fail("bad argument '\(flag)'") }
     options[String(flag.dropFirst(2))] = arguments.removeFirst()
 }
+
+/// Autobahn's cases send messages up to 16 MiB; the conformance runs allow that much.
+let configuration: WebSocketConfiguration = {
+    var configuration = WebSocketConfiguration()
+    configuration.maxMessageSize = 64 << 20
+    // Group 9 echoes messages of up to 16 MiB: each must fit under the send cap whole.
+    configuration.maxPendingBytes = 64 << 20
+    var compression: WebSocketCompression
+    switch options["compression"] ?? "off" {
+    case "off": return configuration
+    case "shared": compression = .shared
+    case "dedicated": compression = .dedicated
+    case let other: fail("bad --compression '\(other)' (off, shared or dedicated)")
+    }
+    // Every message through the compressor, however short: the conformance run exercises it all.
+    compression.threshold = 0
+    configuration.compression = compression
+    return configuration
+}()
 
 switch command {
 case "server":

@@ -18,17 +18,31 @@ extension WebSocket {
             return
         }
         let factories = self.registry.configuration.extensions
+        let compression = self.registry.compression
         let agreement: ClientHandshake.Agreement
         switch ClientHandshake.check(startLine: startLine, headers: headers, expectedAccept: pending.expectedAccept,
                                      offeredProtocols: pending.offeredProtocols,
-                                     offeredExtensions: factories.map(\.name)) {
+                                     offeredExtensions: (compression == nil ? [] : [DeflateParameters.name]) + factories.map(\.name)) {
         case .success(let agreed): agreement = agreed
         case .failure(let failure):
             self.failClientHandshake(.handshakeFailed(failure.reason))
             return
         }
-        var negotiated: (factory: any WebSocketExtensionFactory, answer: ExtensionOffer)?
+        var negotiated: Handshake.AgreedExtension?
         for answer in agreement.extensions {
+            guard negotiated == nil else {
+                self.failClientHandshake(.handshakeFailed("server agreed to more than one extension"))
+                return
+            }
+            if let compression, answer.name.caseInsensitiveEquals(DeflateParameters.name) {
+                switch compression.accept(answer) {
+                case .success(let agreed): negotiated = .deflate(agreed, answer: answer)
+                case .failure(let error):
+                    self.failClientHandshake(.handshakeFailed("extension '\(answer)': \(error.message)"))
+                    return
+                }
+                continue
+            }
             let factory = factories.first { $0.name.caseInsensitiveEquals(answer.name) }!
             do {
                 try factory.accept(answer: answer)
@@ -36,20 +50,21 @@ extension WebSocket {
                 self.failClientHandshake(.handshakeFailed("extension '\(answer)': \(error.message)"))
                 return
             }
-            guard negotiated == nil else {
-                self.failClientHandshake(.handshakeFailed("server agreed to more than one extension"))
-                return
-            }
-            negotiated = (factory, answer)
+            negotiated = .custom(factory, answer: answer)
         }
         let action = self.state.handshakeSucceeded()
         guard case .open(let thenClose) = action else { return }
         let cold = self.coldState
         cold.subprotocol = agreement.subprotocol
-        if let negotiated {
-            cold.negotiated = negotiated.factory.makeExtension(answer: negotiated.answer, isClient: true, loop: self.loop)
-            self.extensionBits = negotiated.factory.rsvBits & 0x70
+        switch negotiated {
+        case .deflate(let agreement, _):
+            self.adoptDeflate(agreement)
+        case .custom(let factory, let answer):
+            cold.negotiated = factory.makeExtension(answer: answer, isClient: true, loop: self.loop)
+            self.extensionBits = factory.rsvBits & 0x70
             self.state.extensionNegotiated()
+        case nil:
+            break
         }
         self.didOpen(request: pending.request, leftover: length, thenClose: thenClose) {
             pending.completion(.success(self))

@@ -55,7 +55,7 @@ public enum WebSocketClient {
             "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13",
         ])
         if !subprotocols.isEmpty { request.headers.add(name: "Sec-WebSocket-Protocol", value: subprotocols.joined(separator: ", ")) }
-        let offers = configuration.extensions.flatMap { $0.offers() }
+        let offers = (configuration.compression?.offers() ?? []) + configuration.extensions.flatMap { $0.offers() }
         if !offers.isEmpty {
             request.headers.add(name: "Sec-WebSocket-Extensions", value: offers.map(\.description).joined(separator: ", "))
         }

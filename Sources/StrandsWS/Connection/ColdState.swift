@@ -15,11 +15,13 @@ final class ColdState {
     var subprotocol: String?
     /// The extension agreed in the handshake.
     var negotiated: (any WebSocketExtension)?
+    /// permessage-deflate with context takeover (a stateless agreement needs nothing here).
+    var deflate: DeflateConnection?
 
     /// Nothing here is needed any more (an open connection after its handshake, say).
     var isDisposable: Bool {
         self.head == nil && self.pendingClient == nil && self.timedIndex < 0 && self.subprotocol == nil
-            && self.negotiated == nil && self.closeCode == .abnormalClosure && self.closeReason.isEmpty
+            && self.negotiated == nil && self.deflate == nil && self.closeCode == .abnormalClosure && self.closeReason.isEmpty
     }
 
     deinit {

@@ -42,10 +42,12 @@ extension WebSocket {
         if let refusal = self.state.admit(opcode, fin: fin, payloadCount: payload.count) { return refusal }
         if opcode.isControl { return self.writeControl(opcode, payload) }
         let result: SendResult
-        if let negotiated = self.cold?.negotiated, fin, opcode != .continuation {
+        if fin && opcode != .continuation && self.usesDeflate {
+            result = self.sendDeflated(opcode, payload, compress: nil)
+        } else if let negotiated = self.cold?.negotiated, fin, opcode != .continuation {
             var encoded = SendResult.invalid
             negotiated.encode(payload, opcode: opcode) { bytes, rsv in
-                encoded = self.writeFrame(opcode, bytes, fin: true, rsv: rsv & self.extensionBits)
+                encoded = self.writeFrame(opcode, bytes, fin: true, rsv: rsv & self.extensionBits & 0x70)
             }
             result = encoded
         } else {
@@ -53,6 +55,26 @@ extension WebSocket {
         }
         if fin && result.isAccepted { self.registry.countSent() }  // Once per message, at its last frame.
         return result
+    }
+
+    /// Sends a whole text or binary message, compressed or not whatever its size, when the connection
+    /// agreed permessage-deflate (``WebSocketConfiguration/compression``); without it, as ``send(_:_:fin:)``.
+    /// Without this choice a message is compressed when it is at least the threshold long and deflate
+    /// makes it smaller. Already-compressed data (images, archives) is best sent with `compress: false`.
+    @discardableResult
+    public func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool) -> SendResult {
+        guard opcode == .text || opcode == .binary, self.usesDeflate else { return self.send(opcode, payload) }
+        if let refusal = self.state.admit(opcode, fin: true, payloadCount: payload.count) { return refusal }
+        let result = self.sendDeflated(opcode, payload, compress: compress)
+        if result.isAccepted { self.registry.countSent() }
+        return result
+    }
+
+    /// Sends a text message, compressed or not (see ``send(_:_:compress:)``).
+    @discardableResult
+    public func send(text: String, compress: Bool) -> SendResult {
+        var text = text
+        return text.withUTF8 { self.send(.text, UnsafeRawBufferPointer($0), compress: compress) }
     }
 
     /// Sends a ping (payload at most 125 bytes); the pong arrives at the handler.

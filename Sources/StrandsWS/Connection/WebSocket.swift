@@ -21,7 +21,8 @@ public final class WebSocket: TCPConnection {
     @exclusivity(unchecked) var state: ConnectionState
     /// Keepalive ticks since the last read; reset by every read.
     @exclusivity(unchecked) var silentTicks: UInt8 = 0
-    /// The reserved bits the negotiated extension owns (0: none).
+    /// The reserved bits the negotiated extension owns (0x70; 0: none), and in the low bits how a
+    /// stateless permessage-deflate connection compresses (see ``DeflateBits``).
     @exclusivity(unchecked) var extensionBits: UInt8 = 0
     /// The slot in the registry's list.
     @exclusivity(unchecked) var registryIndex: Int32 = -1
@@ -130,6 +131,7 @@ public final class WebSocket: TCPConnection {
         let cold = self.cold
         self.cold = nil
         cold?.negotiated?.release()
+        cold?.deflate?.release()
         let closeCode = cold?.closeCode ?? .abnormalClosure
         if error != nil && error != .cancelled && !self.state.closeReceived && closeCode == .abnormalClosure {
             self.registry.countError()
@@ -151,7 +153,7 @@ public final class WebSocket: TCPConnection {
         var sink = Sink(socket: Unmanaged.passUnretained(self))
         let wasOpen = self.state.isOpen
         let result = FrameParser.parse(bytes, expectMasked: !self.state.isClient, maxMessageSize: self.registry.maxMessageSize,
-                                       allowedRSV: self.extensionBits, state: &self.parserState, into: &sink)
+                                       allowedRSV: self.extensionBits & 0x70, state: &self.parserState, into: &sink)
         if wasOpen {
             Unmanaged.passUnretained(self.registry)._withUnsafeGuaranteedRef { $0.handler.webSocketDidFinishRead(self) }
         }
@@ -205,6 +207,7 @@ public final class WebSocket: TCPConnection {
     @inline(never)
     func receiveExtended(_ opcode: Opcode, rsv: UInt8, _ payload: UnsafeMutableRawBufferPointer) -> Bool {
         guard self.state.deliversMessages else { return self.state.keepsReading }
+        if self.usesDeflate { return self.receiveDeflated(opcode, payload) }
         guard let negotiated = self.cold?.negotiated else {
             self.fail(.protocolError, "reserved bits set without a negotiated extension")
             return false

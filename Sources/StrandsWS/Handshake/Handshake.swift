@@ -58,23 +58,38 @@ extension Handshake {
     /// whose reserved bits an earlier answer took is skipped. One extension per connection for now (the
     /// one in use, permessage-deflate, owns RSV1). `nil` result: no extension; a failure: answer 400.
     static func negotiateExtensions(
-        _ request: HTTPRequest, factories: [any WebSocketExtensionFactory]
-    ) -> Result<(factory: any WebSocketExtensionFactory, answer: ExtensionOffer)?, ExtensionNegotiationError> {
-        guard !factories.isEmpty else { return .success(nil) }
+        _ request: HTTPRequest, compression: WebSocketCompression?, factories: [any WebSocketExtensionFactory]
+    ) -> Result<AgreedExtension?, ExtensionNegotiationError> {
+        guard compression != nil || !factories.isEmpty else { return .success(nil) }
         let values = request.headers["Sec-WebSocket-Extensions"]
         guard !values.isEmpty else { return .success(nil) }
         guard let offers = ExtensionOffer.parse(values) else {
             return .failure(ExtensionNegotiationError("malformed Sec-WebSocket-Extensions"))
         }
+        if let compression, let (answer, agreement) = compression.answer(offers) {
+            return .success(.deflate(agreement, answer: answer))
+        }
         for factory in factories {
             let mine = offers.filter { $0.name.caseInsensitiveEquals(factory.name) }
             guard !mine.isEmpty else { continue }
             do {
-                if let answer = try factory.answer(offers: mine) { return .success((factory, answer)) }
+                if let answer = try factory.answer(offers: mine) { return .success(.custom(factory, answer: answer)) }
             } catch {
                 return .failure(error)
             }
         }
         return .success(nil)
+    }
+
+    /// The extension a handshake agreed: the built-in permessage-deflate, or one of the configuration's.
+    enum AgreedExtension {
+        case deflate(DeflateAgreement, answer: ExtensionOffer)
+        case custom(any WebSocketExtensionFactory, answer: ExtensionOffer)
+
+        var answer: ExtensionOffer {
+            switch self {
+            case .deflate(_, let answer), .custom(_, let answer): answer
+            }
+        }
     }
 }

@@ -32,6 +32,7 @@ final class ConnectionRegistry {
     func nextMaskKey() -> UInt32 { self.contextReference._withUnsafeGuaranteedRef { $0.nextMaskKey() } }
     let configuration: WebSocketConfiguration
     let isClient: Bool
+    var compression: WebSocketCompression? { self.configuration.compression }
 
     private var all = SocketList()
     /// Run once each when the last connection leaves (graceful shutdowns wait on them).

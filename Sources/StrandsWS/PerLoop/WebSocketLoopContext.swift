@@ -33,6 +33,15 @@ final class WebSocketLoopContext {
     /// overlapping accesses.
     @exclusivity(unchecked) var scratch = RawBuffer()
 
+    /// permessage-deflate's streams and buffers, made for the loop's first connection that agrees it.
+    private var deflateStorage: DeflateLoopState?
+    var deflateState: DeflateLoopState {
+        if let state = self.deflateStorage { return state }
+        let made = DeflateLoopState(loop: self.loop)
+        self.deflateStorage = made
+        return made
+    }
+
     // MARK: Deadlines
 
     /// Connections with a deadline: in the handshake, or closing. Usually few; swept every tick.

@@ -43,8 +43,9 @@ extension WebSocket {
             self.refuse(.status(500))
             return
         }
-        let agreed: (factory: any WebSocketExtensionFactory, answer: ExtensionOffer)?
-        switch Handshake.negotiateExtensions(request, factories: self.registry.configuration.extensions) {
+        let agreed: Handshake.AgreedExtension?
+        switch Handshake.negotiateExtensions(request, compression: self.registry.compression,
+                                             factories: self.registry.configuration.extensions) {
         case .success(let result): agreed = result
         case .failure:
             self.refuse(.status(400))
@@ -63,10 +64,15 @@ extension WebSocket {
         do { try self.tcpWrite(response) } catch { return }
         let cold = self.coldState
         cold.subprotocol = subprotocol
-        if let agreed {
-            cold.negotiated = agreed.factory.makeExtension(answer: agreed.answer, isClient: false, loop: self.loop)
-            self.extensionBits = agreed.factory.rsvBits & 0x70
+        switch agreed {
+        case .deflate(let agreement, _):
+            self.adoptDeflate(agreement)
+        case .custom(let factory, let answer):
+            cold.negotiated = factory.makeExtension(answer: answer, isClient: false, loop: self.loop)
+            self.extensionBits = factory.rsvBits & 0x70
             self.state.extensionNegotiated()
+        case nil:
+            break
         }
         self.didOpen(request: request, leftover: length, thenClose: thenClose)
     }

@@ -38,7 +38,12 @@ public struct WebSocketConfiguration: Sendable {
     /// trip past the last byte; a live peer answers every ping, so only a dead or stuck one gets here.
     public var idleTimeout: Duration = .seconds(75)
 
-    /// Extensions to offer (client) or accept (server), in order of preference. None by default.
+    /// permessage-deflate to offer (client) or accept (server); off (`nil`) by default. See
+    /// ``WebSocketCompression`` for the two modes and what each costs.
+    public var compression: WebSocketCompression?
+
+    /// Extensions to offer (client) or accept (server), in order of preference, after
+    /// ``compression``. None by default.
     public var extensions: [any WebSocketExtensionFactory] = []
 
     /// What a send over ``WebSocketConfiguration/maxPendingBytes`` does.
@@ -60,7 +65,7 @@ extension WebSocketConfiguration: Equatable {
             && a.connectTimeout == b.connectTimeout && a.closeTimeout == b.closeTimeout && a.httpLimits == b.httpLimits
             && a.highWaterMark == b.highWaterMark && a.lowWaterMark == b.lowWaterMark
             && a.maxPendingBytes == b.maxPendingBytes && a.sendCapPolicy == b.sendCapPolicy
-            && a.pingInterval == b.pingInterval && a.idleTimeout == b.idleTimeout
+            && a.pingInterval == b.pingInterval && a.idleTimeout == b.idleTimeout && a.compression == b.compression
             && a.extensions.map(ObjectIdentifier.init) == b.extensions.map(ObjectIdentifier.init)
     }
 }
