@@ -3,8 +3,8 @@
 
 usage: autobahn_report.py OUTDIR [--allow-unimplemented GROUP ...]
 
-Exits 1 if any case is FAILED or NON-STRICT, or UNIMPLEMENTED outside the allowed groups
-(compression, 12 and 13, until permessage-deflate lands), so CI turns red on any regression.
+Exits 1 if any case is FAILED, NON-STRICT, or UNIMPLEMENTED outside the allowed groups (none unless
+named), so CI turns red on any regression.
 """
 import json
 import sys

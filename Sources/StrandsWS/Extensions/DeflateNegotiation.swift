@@ -134,20 +134,25 @@ extension WebSocketCompression {
         return nil
     }
 
-    /// Client: the offers, in order of preference. The first asks for what the mode wants; the second,
-    /// plain, lets a server that supports fewer parameters still agree.
+    /// Client: the offers, in order of preference.
+    /// - shared: ask for no context takeover both ways; then a plain offer for servers that refuse that.
+    /// - dedicated: ask for context takeover with the server's window at ``windowBits`` (always named, so
+    ///   an answer to this offer carries `server_max_window_bits` and tells itself apart from one to the
+    ///   next); then one that promises no takeover from this side (`client_no_context_takeover`, which
+    ///   servers with a shared inflater look for).
     func offers() -> [ExtensionOffer] {
         var first = DeflateParameters()
         first.clientMaxWindowBitsOffered = true
+        var second = DeflateParameters()
+        second.clientMaxWindowBitsOffered = true
         if self.mode == .shared {
             first.serverNoContextTakeover = true
             first.clientNoContextTakeover = true
-        } else if self.windowBits < 15 {
-            first.serverMaxWindowBits = self.windowBits  // A smaller inflate window for the server's messages.
+        } else {
+            first.serverMaxWindowBits = self.windowBits
+            second.clientNoContextTakeover = true
         }
-        var plain = DeflateParameters()
-        plain.clientMaxWindowBitsOffered = true
-        return [first.element, plain.element]
+        return [first.element, second.element]
     }
 
     /// Client: what a server's answer means for this side, or why it cannot be accepted.
@@ -158,8 +163,10 @@ extension WebSocketCompression {
         case .failure(let error): return .failure(error)
         }
         let sendBits = min(self.windowBits, agreed.clientMaxWindowBits ?? 15)
+        // Dedicated: only an answer to the first offer (it names the server's window) lets this side keep
+        // its history; the second promised not to.
         return .success(DeflateAgreement(
-            sendTakeover: self.mode == .dedicated && !agreed.clientNoContextTakeover,
+            sendTakeover: self.mode == .dedicated && !agreed.clientNoContextTakeover && agreed.serverMaxWindowBits != nil,
             sendWindowBits: Self.deflateWindow(sendBits),
             receiveTakeover: !agreed.serverNoContextTakeover,
             receiveWindowBits: agreed.serverMaxWindowBits ?? 15))
