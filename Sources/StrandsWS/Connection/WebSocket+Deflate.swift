@@ -25,6 +25,9 @@ extension WebSocket {
         self.state.extensionNegotiated()
     }
 
+    /// True when the handshake agreed permessage-deflate (``WebSocketConfiguration/compression``).
+    public var isCompressed: Bool { self.usesDeflate }
+
     /// True when permessage-deflate was agreed.
     var usesDeflate: Bool { self.extensionBits & DeflateBits.stateless != 0 || self.cold?.deflate != nil }
 

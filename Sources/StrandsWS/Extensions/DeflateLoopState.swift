@@ -60,6 +60,9 @@ final class DeflateLoopState {
 
     // MARK: Idle dedicated compressors
 
+    /// Dedicated compressors alive on this loop.
+    var liveCompressorCount: Int { self.live.count }
+
     func compressorMade(_ connection: DeflateConnection, idleAfter interval: Duration) {
         connection.liveIndex = self.live.count
         self.live.append(connection)

@@ -7,25 +7,33 @@ final class DeflateStream {
     let compresses: Bool
 
     /// A compressor; `nil` if zlib refuses the settings or is out of memory.
-    init?(level: Int, windowBits: Int, memoryLevel: Int) {
-        self.stream = .allocate(capacity: 1)
-        self.stream.initialize(to: z_stream())
-        self.compresses = true
-        guard czlib_deflate_init(self.stream, Int32(level), Int32(windowBits), Int32(memoryLevel)) == Z_OK else {
-            self.stream.deallocate()
-            return nil
-        }
+    convenience init?(level: Int, windowBits: Int, memoryLevel: Int) {
+        guard let stream = Self.make({ czlib_deflate_init($0, Int32(level), Int32(windowBits), Int32(memoryLevel)) })
+        else { return nil }
+        self.init(stream: stream, compresses: true)
     }
 
     /// A decompressor for a peer compressing with a window of up to `windowBits`.
-    init?(inflateWindowBits windowBits: Int) {
-        self.stream = .allocate(capacity: 1)
-        self.stream.initialize(to: z_stream())
-        self.compresses = false
-        guard czlib_inflate_init(self.stream, Int32(windowBits)) == Z_OK else {
-            self.stream.deallocate()
+    convenience init?(inflateWindowBits windowBits: Int) {
+        guard let stream = Self.make({ czlib_inflate_init($0, Int32(windowBits)) }) else { return nil }
+        self.init(stream: stream, compresses: false)
+    }
+
+    private init(stream: UnsafeMutablePointer<z_stream>, compresses: Bool) {
+        self.stream = stream
+        self.compresses = compresses
+    }
+
+    /// A stream set up by `initialize`, or `nil` (and nothing held) if zlib refused. The stream is made
+    /// before the object: a failed initializer of a fully initialized object would still run `deinit`.
+    private static func make(_ initialize: (UnsafeMutablePointer<z_stream>) -> Int32) -> UnsafeMutablePointer<z_stream>? {
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        guard initialize(stream) == Z_OK else {
+            stream.deallocate()
             return nil
         }
+        return stream
     }
 
     deinit {
