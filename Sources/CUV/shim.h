@@ -208,4 +208,20 @@ static inline uv_handle_t *cuv_check_as_handle(uv_check_t *c) { return (uv_handl
 static inline uv_handle_t *cuv_async_as_handle(uv_async_t *a) { return (uv_handle_t *)a; }
 static inline uv_tcp_t *cuv_stream_as_tcp(uv_stream_t *s) { return (uv_tcp_t *)s; }
 
+/* The TCP payload bytes the peer has acknowledged and the bytes received on a
+ * connected socket, from the kernel's TCP_INFO (Linux 4.1 and later). glibc's
+ * <netinet/tcp.h> declares an older struct tcp_info without these fields, and
+ * <linux/tcp.h> cannot be included beside it, so they are read at their fixed
+ * offsets in the kernel's struct (an ABI that only ever grows at the end).
+ * Returns 0, or a negative errno (-ENOTSUP for a kernel without them). */
+static inline int cuv_tcp_byte_counts(int fd, uint64_t *acked, uint64_t *received) {
+    unsigned char info[232];
+    socklen_t length = sizeof info;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, &length) != 0) return -errno;
+    if (length < 136) return -ENOTSUP;
+    __builtin_memcpy(acked, info + 120, sizeof *acked);
+    __builtin_memcpy(received, info + 128, sizeof *received);
+    return 0;
+}
+
 #endif

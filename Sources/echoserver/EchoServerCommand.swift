@@ -39,6 +39,10 @@ struct EchoServerCommand: ParsableCommand {
             help: "Seconds without input before a client is closed with 1001 (idle timeout); 0 = never.")
     var idleTimeout = 75.0
 
+    @Option(name: [.customLong("compression", withSingleDash: true), .long],
+            help: "permessage-deflate: off, shared (no context takeover, no memory per connection) or dedicated (context takeover, a compressor per connection).")
+    var compression = CompressionChoice.off
+
     @Flag(name: [.customLong("quiet", withSingleDash: true), .long], help: "No stats line.")
     var quiet = false
 

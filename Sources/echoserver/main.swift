@@ -21,6 +21,7 @@ enum EchoServer {
             configuration.maxMessageSize = options.maxMessage
             configuration.pingInterval = .milliseconds(Int64((options.pingInterval * 1000).rounded()))
             configuration.idleTimeout = .milliseconds(Int64((options.idleTimeout * 1000).rounded()))
+            configuration.compression = options.compression.settings
             let loops = options.workers == 0 ? System.availableCPUs : options.workers
             let group = try LoopGroup(loopCount: loops)
             let handler = EchoHandler()
@@ -75,7 +76,8 @@ enum EchoServer {
             let shown = address.host == "0.0.0.0" || address.host == "::" ? "localhost"
                 : address.isIPv6 ? "[\(address.host)]" : address.host
             Output.line("echoserver: listening on \(address) with \(loops) worker loop\(loops == 1 ? "" : "s"), "
-                + "max message \(options.maxMessage) bytes")
+                + "max message \(options.maxMessage) bytes"
+                + (options.compression == .off ? "" : ", permessage-deflate \(options.compression.rawValue)"))
             Output.line("echoserver: WebSocket endpoint ws://\(shown):\(address.port)/ws/ (any path under /ws/)")
             Output.line("echoserver: health check http://\(shown):\(address.port)/health")
 

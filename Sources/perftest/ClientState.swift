@@ -97,7 +97,7 @@ extension LoopRun: WebSocketHandler {
         guard socket.send(.text, message).isAccepted else { return false }
         self.clients[slot].nextID &+= self.idStride
         if self.options.mode != .blast { self.clients[slot].inFlight.push(at: now) }
-        self.countSent()
+        self.countSent(bytes: message.count)
         return true
     }
 
@@ -116,7 +116,7 @@ extension LoopRun: WebSocketHandler {
         if self.readTime == 0 { self.readTime = Clock.nanoseconds() }
         let now = self.readTime
         let slot = Int(socket.userData)
-        self.countReceived()
+        self.countReceived(bytes: message.bytes.count)
         if self.options.mode == .blast { return }
         // Match the reply to the oldest unanswered message with this id; older ones were lost.
         let id = self.builder.replyID(message.bytes)

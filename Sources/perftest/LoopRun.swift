@@ -1,3 +1,4 @@
+import StrandsCLI
 import Histogram
 import StrandsWS
 
@@ -14,6 +15,7 @@ struct RunOptions: Sendable {
     var window: Int
     /// A local server process whose CPU is measured over the same window as perftest's own.
     var serverPID: Int32?
+    var compression: CompressionChoice = .off
 }
 
 /// One loop's share of a run: its clients, its histogram, its counts. Loop-confined; the runner talks to
@@ -80,13 +82,15 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         Histogram<UInt64>(highestTrackableValue: Self.highestLatency, numberOfSignificantValueDigits: .three)
     }
 
-    @inline(__always) func countSent() {
+    @inline(__always) func countSent(bytes: Int) {
         self.stats.sent += 1
+        self.stats.payloadBytesSent &+= bytes
         self.live.set(sent: self.stats.sent)
     }
 
-    @inline(__always) func countReceived() {
+    @inline(__always) func countReceived(bytes: Int) {
         self.stats.received += 1
+        self.stats.payloadBytesReceived &+= bytes
         self.live.set(received: self.stats.received)
     }
 
@@ -258,7 +262,16 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             if self.sockets[slot] != nil { stats.lost += self.clients[slot].inFlight.count }
         }
         stats.lost += stats.skipped
-        for socket in self.sockets { socket?.close(code: .normalClosure) }
+        for case let socket? in self.sockets {
+            // What crossed the wire, as the kernel counts it, before the close frames add theirs.
+            if let counts = socket.wireByteCounts {
+                stats.wireBytesSent &+= Int(counts.sent)
+                stats.wireBytesReceived &+= Int(counts.received)
+                stats.wireCounted += 1
+            }
+            if socket.isCompressed { stats.compressed += 1 }
+            socket.close(code: .normalClosure)
+        }
         var histogram = LoopRun.makeHistogram()
         self.latencies.add(to: &histogram)
         return (stats, histogram)

@@ -44,6 +44,10 @@ struct LoadOptions: ParsableArguments {
             help: "echo mode: most messages in flight per connection.")
     var window = 64
 
+    @Option(name: [.customLong("compression", withSingleDash: true), .long],
+            help: "Offer permessage-deflate: off, shared (no context takeover) or dedicated (context takeover).")
+    var compression = CompressionChoice.off
+
     @Option(name: [.customLong("json", withSingleDash: true), .long], help: "Also write the result as JSON to this file.")
     var json: String?
 
@@ -82,7 +86,7 @@ struct LoadOptions: ParsableArguments {
     func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil, serverPID: Int32? = nil) -> RunOptions {
         RunOptions(url: url ?? self.url, clients: clients, duration: duration, mode: mode, payload: self.payload,
                    rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window,
-                   serverPID: serverPID ?? self.serverPID)
+                   serverPID: serverPID ?? self.serverPID, compression: self.compression)
     }
 }
 

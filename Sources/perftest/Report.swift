@@ -11,6 +11,8 @@ struct Report: Codable, Sendable {
 
     var target: String
     var mode: String
+    /// permessage-deflate offered: off, shared or dedicated.
+    var compression: String
     var clients: Int
     var payloadBytes: Int
     var durationSeconds: Double
@@ -39,6 +41,7 @@ struct Report: Codable, Sendable {
         let s = result.stats
         self.target = result.options.url
         self.mode = result.options.mode.rawValue
+        self.compression = result.options.compression.rawValue
         self.clients = result.options.clients
         self.payloadBytes = result.options.payload
         self.durationSeconds = result.options.duration
@@ -102,6 +105,16 @@ struct Report: Codable, Sendable {
         Output.line("Errors:          \(s.errors) (refused \(s.refused), connect \(s.connectFailed), "
             + "handshake \(s.handshakeFailed), timed out \(s.connectTimedOut), closed by server \(s.closedByServer))")
         if let first = self.firstError { Output.line("First error:     \(first)") }
+        if self.compression != CompressionChoice.off.rawValue {
+            Output.line("Compression:     \(self.compression) offered, agreed by \(s.compressed) of \(s.wireCounted) connections open at the end")
+        }
+        if s.wireCounted > 0 {
+            // Wire bytes of the connections open at the end; payload bytes of every message.
+            func ratio(_ wire: Int, _ payload: Int) -> String { payload > 0 ? fixed(Double(wire) / Double(payload), 3) : "n/a" }
+            Output.line("Wire bytes:      sent \(s.wireBytesSent) for \(s.payloadBytesSent) payload bytes "
+                + "(\(ratio(s.wireBytesSent, s.payloadBytesSent))), received \(s.wireBytesReceived) for \(s.payloadBytesReceived) "
+                + "(\(ratio(s.wireBytesReceived, s.payloadBytesReceived)))")
+        }
         if let l = self.latency {
             Output.line("Latency p50:     \(fixed(l.p50Ms, 3))ms")
             Output.line("Latency p90:     \(fixed(l.p90Ms, 3))ms")

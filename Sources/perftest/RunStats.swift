@@ -30,6 +30,17 @@ struct RunStats: Sendable, Codable {
     var connectTimedOut = 0
     var closedByServer = 0
 
+    /// Message payload bytes, as the application sees them (before compression).
+    var payloadBytesSent = 0
+    var payloadBytesReceived = 0
+    /// TCP payload bytes of the connections open at the end (handshake and frame headers included,
+    /// after compression), from the kernel; `wireCounted` connections told.
+    var wireBytesSent = 0
+    var wireBytesReceived = 0
+    var wireCounted = 0
+    /// Connections open at the end that agreed permessage-deflate.
+    var compressed = 0
+
     var errors: Int { self.refused + self.connectFailed + self.handshakeFailed + self.connectTimedOut + self.closedByServer }
 
     static func + (a: RunStats, b: RunStats) -> RunStats {
@@ -51,6 +62,12 @@ struct RunStats: Sendable, Codable {
         c.handshakeFailed += b.handshakeFailed
         c.connectTimedOut += b.connectTimedOut
         c.closedByServer += b.closedByServer
+        c.payloadBytesSent += b.payloadBytesSent
+        c.payloadBytesReceived += b.payloadBytesReceived
+        c.wireBytesSent += b.wireBytesSent
+        c.wireBytesReceived += b.wireBytesReceived
+        c.wireCounted += b.wireCounted
+        c.compressed += b.compressed
         return c
     }
 }

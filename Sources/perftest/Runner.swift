@@ -43,6 +43,7 @@ enum Runner {
             var configuration = WebSocketConfiguration()
             configuration.maxMessageSize = max(1 << 20, options.payload * 2 + 1024)
             configuration.connectTimeout = .seconds(10)
+            configuration.compression = options.compression.settings
             return configuration
         }()
         let runs = group.loops.map { LoopRun(loop: $0, options: options) }

@@ -77,6 +77,18 @@ open class TCPConnection: LoopHandleOwner {
     package var tcpIsReading: Bool { self.flags.contains(.reading) }
     package var tcpIsPausedByBackpressure: Bool { self.flags.contains(.backpressured) }
 
+    /// The bytes of TCP payload the kernel has sent and had acknowledged, and received, on this
+    /// connection (handshake and framing included): what crossed the wire. `nil` once closing or where
+    /// the kernel does not say.
+    package var tcpByteCounts: (sent: UInt64, received: UInt64)? {
+        guard !self.tcpIsClosing else { return nil }
+        var fd = uv_os_fd_t()
+        guard uv_fileno(UnsafeMutableRawPointer(self.handle).assumingMemoryBound(to: uv_handle_t.self), &fd) == 0 else { return nil }
+        var acked: UInt64 = 0, received: UInt64 = 0
+        guard cuv_tcp_byte_counts(fd, &acked, &received) == 0 else { return nil }
+        return (acked, received)
+    }
+
     package var tcpRemoteAddress: SocketAddress? {
         guard !self.tcpIsClosing else { return nil }
         return Self.address(of: self.handle, peer: true)

@@ -83,6 +83,10 @@ public final class WebSocket: TCPConnection {
     public var isClosed: Bool { self.state.phase == .closed }
     /// The peer's address.
     public var remoteAddress: SocketAddress? { self.tcpRemoteAddress }
+    /// The bytes this connection has sent (and the peer acknowledged) and received at the TCP level,
+    /// the HTTP handshake and frame headers included, as the kernel counts them: what compression
+    /// saves shows here. `nil` once closing.
+    public var wireByteCounts: (sent: UInt64, received: UInt64)? { self.tcpByteCounts }
     /// The subprotocol agreed in the handshake, if any.
     public var subprotocol: String? { self.cold?.subprotocol }
 
