@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# perftest against an echo server that is not ours: a short pingpong and echo run against a Python
-# `websockets` server (from PyPI, in the same venv as kosoku), failing unless every message comes back.
+# StrandsWS against peers that are not ours, Python `websockets` from PyPI (in the same venv as kosoku):
+# - perftest (our client) against a `websockets` echo server, plain and with permessage-deflate offered
+#   in both modes against a server that compresses: every message must come back, and with compression
+#   every connection must have agreed it;
+# - the `websockets` client, with its default compression offer, against echoserver -compression shared
+#   and dedicated: the agreed parameters, large compressible and incompressible messages, many small ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,25 +12,56 @@ VENV=.build-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c "import websockets" 2>/dev/null || "$VENV/bin/pip" install -q websockets
 . scripts/build.sh
-build_products debug perftest
-PERFTEST=$(swift build --show-bin-path)/perftest
+build_products debug perftest echoserver
+BIN=$(swift build --show-bin-path)
 OUT=.build-interop
 mkdir -p "$OUT"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$VENV/bin/python" scripts/python_echo_server.py "$port" >"$OUT/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do grep -q listening "$OUT/server.log" && break; sleep 0.05; done
-grep -q listening "$OUT/server.log" || { echo "interop: python server did not start" >&2; cat "$OUT/server.log" >&2; exit 1; }
+pids=()
+trap 'for pid in "${pids[@]:-}"; do kill "$pid" 2>/dev/null || true; done' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() {  # FILE PATTERN
+    for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+    echo "interop: '$2' never appeared in $1" >&2; cat "$1" >&2; return 1
+}
 status=0
-for mode in pingpong echo; do
-    "$PERFTEST" -host "127.0.0.1:$port" -clients 20 -duration 2 -mode "$mode" -json "$OUT/$mode.json" >"$OUT/$mode.log"
-    python3 - "$OUT/$mode.json" "$mode" <<'PY' || status=1
+
+# Our client against Python servers.
+for server in plain deflate; do
+    port=$(free_port)
+    "$VENV/bin/python" scripts/python_echo_server.py "$port" $([ $server = deflate ] && echo deflate) >"$OUT/server-$server.log" 2>&1 &
+    pids+=($!)
+    wait_for "$OUT/server-$server.log" listening
+    runs=("pingpong off" "echo off")
+    [ $server = deflate ] && runs=("echo shared" "echo dedicated" "pingpong dedicated")
+    for run in "${runs[@]}"; do
+        set -- $run
+        name="$1-$2-vs-$server"
+        "$BIN/perftest" -host "127.0.0.1:$port" -clients 20 -duration 2 -mode "$1" -payload 2000 -compression "$2" \
+            -json "$OUT/$name.json" >"$OUT/$name.log"
+        python3 - "$OUT/$name.json" "$name" "$2" <<'PY' || status=1
 import json, sys
-r = json.load(open(sys.argv[1])); s = r["stats"]
-ok = s["connected"] == 20 and s["sent"] > 0 and s["lost"] == 0 and s["received"] == s["sent"] and s["refused"] + s["handshakeFailed"] + s["closedByServer"] == 0
-print(f"interop {sys.argv[2]:8} vs python websockets: connected {s['connected']}/20, sent {s['sent']}, received {s['received']}, lost {s['lost']}: {'ok' if ok else 'FAILED'}")
+r = json.load(open(sys.argv[1])); s = r["stats"]; compression = sys.argv[3]
+ok = s["connected"] == 20 and s["sent"] > 0 and s["lost"] == 0 and s["received"] == s["sent"] \
+    and s["refused"] + s["handshakeFailed"] + s["closedByServer"] == 0
+if compression != "off":
+    ok = ok and s["compressed"] == 20 and s["wireBytesSent"] < s["payloadBytesSent"]
+print(f"interop perftest {sys.argv[2]:26} vs python websockets: connected {s['connected']}/20, sent {s['sent']}, "
+      f"received {s['received']}, lost {s['lost']}, compressed {s['compressed']}, "
+      f"wire/payload sent {s['wireBytesSent'] / max(s['payloadBytesSent'], 1):.3f}: {'ok' if ok else 'FAILED'}")
 sys.exit(0 if ok else 1)
 PY
+    done
+done
+
+# The Python client against our server.
+for mode in shared dedicated; do
+    port=$(free_port)
+    "$BIN/echoserver" -host 127.0.0.1 -port "$port" -compression "$mode" -quiet >"$OUT/echoserver-$mode.log" 2>&1 &
+    pids+=($!)
+    wait_for "$OUT/echoserver-$mode.log" "listening on"
+    expected=server_no_context_takeover,client_no_context_takeover
+    [ $mode = dedicated ] && expected=-
+    echo "interop python websockets client vs echoserver -compression $mode:"
+    "$VENV/bin/python" scripts/python_deflate_client.py "ws://127.0.0.1:$port/ws/interop" "$expected" || status=1
 done
 exit $status
