@@ -5,6 +5,10 @@
 //   frames-client   FrameParser as a client (unmasked frames), RSV1 owned by an extension
 //   http-request    HTTPHeadReader + HTTPRequest.parse + Handshake.validate + extension offers
 //   http-response   HTTPHeadReader + ClientHandshake.check (the client's view of a 101)
+//   inflate         DeflateStream: untrusted compressed messages (a limit, history or not), and a
+//                   round trip of the same bytes through the compressor, which must give them back
+//   deflate-offers  permessage-deflate negotiation: a Sec-WebSocket-Extensions value answered by both
+//                   server modes, the answer accepted by both client modes, the agreements consistent
 //
 // The frame targets are differential: the input is parsed whole and again split into pieces at
 // offsets the input itself chooses; the two runs must report the same messages and the same result.
@@ -27,6 +31,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case "frames-client": fuzzFrames(input, expectMasked: false, allowedRSV: 0x40)
     case "http-request": fuzzRequest(input)
     case "http-response": fuzzResponse(input)
+    case "inflate": fuzzInflate(input)
+    case "deflate-offers": fuzzDeflateOffers(input)
     default: fatalError("unknown STRANDS_FUZZ_TARGET '\(target)'")
     }
     return 0
@@ -139,4 +145,66 @@ func readHead(_ input: UnsafeBufferPointer<UInt8>) -> (reader: HTTPHeadReader, l
         offset = end
     }
     return nil
+}
+
+/// Streams kept across inputs, as a connection's are across messages; made once per process.
+nonisolated(unsafe) var fuzzInflaters: [DeflateStream] = []
+nonisolated(unsafe) var fuzzCompressors: [DeflateStream] = []
+nonisolated(unsafe) var fuzzOutput = RawBuffer()
+nonisolated(unsafe) var fuzzCompressed = RawBuffer()
+
+/// The first byte picks the settings: bit 0 history (context takeover) or not, bit 1 a 300-byte limit
+/// or 1 MiB, bits 2-4 the window (8 to 15). The rest is the message, inflated as a peer's would be; then
+/// compressed and inflated again by a matching pair, which must give it back exactly.
+func fuzzInflate(_ input: UnsafeBufferPointer<UInt8>) {
+    guard input.count >= 1 else { return }
+    let takeover = input[0] & 1 != 0
+    let limit = input[0] & 2 != 0 ? 300 : 1 << 20
+    let bits = Int(input[0] >> 2 & 7) + 8
+    if fuzzInflaters.isEmpty {
+        for window in 8...15 {
+            fuzzInflaters.append(DeflateStream(inflateWindowBits: window)!)
+            fuzzCompressors.append(DeflateStream(level: 6, windowBits: max(9, window), memoryLevel: 5)!)
+        }
+    }
+    let message = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[1...])
+    // Untrusted input into a stream that may hold history from earlier inputs.
+    let inflater = fuzzInflaters[bits - 8]
+    if !takeover { inflater.reset() }
+    let result = inflater.decompress(message, limit: limit, keepsHistory: takeover, into: &fuzzOutput)
+    precondition(fuzzOutput.count <= limit, "inflated \(fuzzOutput.count) bytes past the \(limit)-byte limit")
+    if result != .complete { inflater.reset() }  // A connection would be closed: start clean.
+
+    // The round trip, on a fresh pair for this window: what is compressed comes back.
+    let compressor = fuzzCompressors[bits - 8]
+    compressor.reset()
+    let reader = DeflateStream(inflateWindowBits: bits)!
+    for _ in 0..<2 {  // Twice: the second message may refer to the first.
+        precondition(compressor.compress(message, into: &fuzzCompressed), "compress failed")
+        let back = reader.decompress(fuzzCompressed.bytes, limit: 1 << 20, keepsHistory: true, into: &fuzzOutput)
+        precondition(back == .complete && Array(fuzzOutput.bytes) == Array(message), "round trip changed the message")
+    }
+    if fuzzOutput.capacity > 1 << 20 { fuzzOutput.free() }
+    if fuzzCompressed.capacity > 1 << 20 { fuzzCompressed.free() }
+}
+
+/// A Sec-WebSocket-Extensions value from a client: every answer a server mode gives must be accepted
+/// by every client mode, print and parse back the same, and leave each side compressing with a window
+/// the other inflates (the agreements never disagree on history).
+func fuzzDeflateOffers(_ input: UnsafeBufferPointer<UInt8>) {
+    let value = String(decoding: input, as: UTF8.self)
+    guard let offers = ExtensionOffer.parse([value]) else { return }
+    for server in [WebSocketCompression.shared, .dedicated, WebSocketCompression(mode: .dedicated, windowBits: 8)] {
+        guard let (answer, agreed) = server.answer(offers) else { continue }
+        precondition(ExtensionOffer.parse([answer.description]) == [answer], "answer does not round-trip: \(answer)")
+        for client in [WebSocketCompression.shared, .dedicated] {
+            guard case .success(let mine) = client.accept(answer) else {
+                preconditionFailure("client refused the server's answer '\(answer)' to '\(value)'")
+            }
+            precondition(!mine.sendTakeover || agreed.receiveTakeover, "client keeps history the server drops: \(answer)")
+            precondition(!agreed.sendTakeover || mine.receiveTakeover, "server keeps history the client drops: \(answer)")
+            precondition(mine.sendWindowBits <= max(agreed.receiveWindowBits, 9), "client window too large: \(answer)")
+            precondition(agreed.sendWindowBits <= max(mine.receiveWindowBits, 9), "server window too large: \(answer)")
+        }
+    }
 }

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-30}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frames-server frames-client http-request http-response)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frames-server frames-client http-request http-response inflate deflate-offers)
 JOBS=${JOBS:-2}
 OUT=.build-fuzz
 mkdir -p "$OUT"
@@ -27,7 +27,7 @@ while IFS= read -r file; do sources+=("$file"); done < <(
     find Sources/StrandsLoop Sources/StrandsWS -name '*.swift' ! -name Exports.swift | sort)
 if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 \
     -enable-upcoming-feature ExistentialAny -module-name StrandsFuzz -package-name Strands \
-    -I Sources/CUV "${sources[@]}" Fuzz/FuzzTargets.swift -luv -o "$OUT/strands-fuzz" 2>"$OUT/build.log"; then
+    -I Sources/CUV -I Sources/CZlib "${sources[@]}" Fuzz/FuzzTargets.swift -luv -lz -o "$OUT/strands-fuzz" 2>"$OUT/build.log"; then
     grep -E "error" "$OUT/build.log" >&2 || tail -20 "$OUT/build.log" >&2
     echo "fuzz: build failed" >&2
     exit 1

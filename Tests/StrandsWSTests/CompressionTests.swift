@@ -141,8 +141,9 @@ struct DeflateStreamTests {
         // Empty and incompressible messages too.
         let compressor = try #require(DeflateStream(level: 1, windowBits: 15, memoryLevel: 8))
         let inflater = try #require(DeflateStream(inflateWindowBits: 15))
-        for message in [[], pattern(100_000, seed: 3)] {
+        for message in [[], [], self.json(1), [], pattern(100_000, seed: 3), self.json(1)] {
             #expect(self.roundTrip(message, compressor, inflater, takeover: true, compressed: &compressed, inflated: &inflated).back == message)
+            if message.isEmpty { #expect(Array(compressed.bytes) == [0x00]) }  // RFC 7692 §7.2.3.6
         }
     }
 

@@ -54,6 +54,13 @@ final class DeflateStream {
     /// tail bytes. Returns false if zlib fails (it cannot, short of memory corruption).
     func compress(_ input: UnsafeRawBufferPointer, into output: inout RawBuffer) -> Bool {
         output.removeAll()
+        if input.isEmpty {
+            // An empty stored block (RFC 7692 §7.2.3.6). Not through zlib: a second sync flush with no
+            // input in between is refused (Z_BUF_ERROR), and the stream is byte-aligned after every
+            // message, so this byte leaves its state as it was.
+            output.appendUninitialized(1).storeBytes(of: 0, as: UInt8.self)
+            return true
+        }
         let z = self.stream
         z.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
         z.pointee.avail_in = uInt(input.count)
@@ -100,6 +107,7 @@ final class DeflateStream {
         }
         self.stream.pointee.next_in = nil
         self.stream.pointee.next_out = nil
+        if result != .complete { output.removeAll() }  // No partial message is left to misread.
         return result
     }
 
