@@ -166,12 +166,15 @@ final class EchoHandler: WebSocketHandler {
 
 /// A client that runs a batch of round trips when asked and posts a semaphore when the batch is done.
 final class BatchClient: WebSocketHandler, @unchecked Sendable {  // Safe: fields touched on the client loop.
-    let payload = [UInt8](repeating: 0x78, count: 64)
+    let payload: [UInt8]
+    let opcode: Opcode
     let done: UnsafeMutablePointer<sem_t>
     var socket: WebSocket?
     var remaining = 0
 
-    init() {
+    init(payload: [UInt8], opcode: Opcode) {
+        self.payload = payload
+        self.opcode = opcode
         self.done = .allocate(capacity: 1)
         sem_init(self.done, 0, 0)
     }
@@ -182,13 +185,13 @@ final class BatchClient: WebSocketHandler, @unchecked Sendable {  // Safe: field
             sem_post(self.done)
             return
         }
-        self.payload.withUnsafeBytes { _ = self.socket?.send(.binary, $0) }
+        self.payload.withUnsafeBytes { _ = self.socket?.send(self.opcode, $0) }
     }
 
     func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
         self.remaining -= 1
         if self.remaining > 0 {
-            self.payload.withUnsafeBytes { _ = socket.send(.binary, $0) }
+            self.payload.withUnsafeBytes { _ = socket.send(self.opcode, $0) }
         } else {
             sem_post(self.done)
         }
@@ -199,18 +202,29 @@ final class BatchClient: WebSocketHandler, @unchecked Sendable {  // Safe: field
 final class EchoFixture: @unchecked Sendable {  // Safe: built once in setup, then read-only off the loops.
     let serverGroup: LoopGroup
     let clientGroup: LoopGroup
-    let client = BatchClient()
+    let client: BatchClient
 
-    init() throws {
+    /// 64-byte binary messages without compression; with it, JSON text of about 1 KiB, compressed both ways.
+    init(compression: WebSocketCompression? = nil) throws {
         self.serverGroup = try LoopGroup(loopCount: 1, pinning: .cpus([0]))
         self.clientGroup = try LoopGroup(loopCount: 1, pinning: .cpus([1]))
-        let server = WebSocketServer(group: self.serverGroup, handler: EchoHandler())
+        var configuration = WebSocketConfiguration()
+        configuration.compression = compression
+        if compression == nil {
+            self.client = BatchClient(payload: [UInt8](repeating: 0x78, count: 64), opcode: .binary)
+        } else {
+            self.client = BatchClient(payload: jsonEvents(1024), opcode: .text)
+        }
+        let server = WebSocketServer(group: self.serverGroup, configuration: configuration, handler: EchoHandler())
         let port = try server.listen(host: "127.0.0.1", port: 0).port
         let loop = self.clientGroup.loops[0]
         let client = self.client
+        let clientConfiguration = configuration
         loop.execute {
-            WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/ws/bench", on: loop, handler: client) { result in
+            WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/ws/bench", on: loop, configuration: clientConfiguration,
+                                    handler: client) { result in
                 guard case .success(let socket) = result else { fatalError("connect: \(result)") }
+                precondition(socket.isCompressed == (compression != nil), "compression must be agreed to measure it")
                 client.socket = socket
                 client.start(10_000)  // Warm-up: buffers and arrays reach their size.
             }
@@ -251,4 +265,27 @@ let echoBenchmarks: @Sendable () -> Void = {
         setup: { echoFixture = try EchoFixture() },
         teardown: { echoFixture?.shutdown(); echoFixture = nil }
     )
+    for (name, compression) in [("shared", WebSocketCompression.shared), ("dedicated", .dedicated)] {
+        Benchmark(
+            "WebSocket echo round trips x1000, 1 KiB JSON, permessage-deflate \(name)",
+            configuration: .init(metrics: [.mallocCountTotal, .wallClock], maxDuration: .seconds(5), maxIterations: 200),
+            closure: { benchmark in
+                for _ in benchmark.scaledIterations { echoFixture!.roundTrips(1000) }
+            },
+            setup: { echoFixture = try EchoFixture(compression: compression) },
+            teardown: { echoFixture?.shutdown(); echoFixture = nil }
+        )
+    }
+}
+
+/// About `size` bytes of JSON events, as a dashboard or a game sends them: similar keys, varying values.
+func jsonEvents(_ size: Int) -> [UInt8] {
+    var text = "["
+    var index = 0
+    while text.utf8.count < size - 120 {
+        if index > 0 { text += "," }
+        text += "{\"id\":\(index),\"user\":\"user-\(index * 7 % 31)\",\"symbol\":\"SYM\(index % 5)\",\"bid\":\(100 + index * 13 % 97).25}"
+        index += 1
+    }
+    return Array((text + "]").utf8)
 }
