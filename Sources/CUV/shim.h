@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -222,6 +223,16 @@ static inline int cuv_tcp_byte_counts(int fd, uint64_t *acked, uint64_t *receive
     __builtin_memcpy(acked, info + 120, sizeof *acked);
     __builtin_memcpy(received, info + 128, sizeof *received);
     return 0;
+}
+
+/* glibc's malloc_trim: gives the free pages malloc holds back to the system (malloc.h is not part of
+ * Swift's Glibc module). */
+static inline int cuv_release_free_memory(void) {
+#ifdef __GLIBC__
+    return malloc_trim(0);
+#else
+    return 0;
+#endif
 }
 
 #endif

@@ -158,4 +158,11 @@ public enum System {
         if rc < 0 { throw UVError(code: Int32(rc), context: "watch parent \(parent)") }
         return true
     }
+
+    /// Asks malloc to return the free pages it holds to the system (glibc's `malloc_trim`), so that
+    /// memory freed in many blocks below its mmap threshold lowers the process's size. Costs a walk of
+    /// the heap: for occasional use after large releases, never per message.
+    public static func releaseFreeMemory() {
+        _ = cuv_release_free_memory()
+    }
 }

@@ -16,6 +16,7 @@ struct RunOptions: Sendable {
     /// A local server process whose CPU is measured over the same window as perftest's own.
     var serverPID: Int32?
     var compression: CompressionChoice = .off
+    var data: DataKind = .x
 }
 
 /// One loop's share of a run: its clients, its histogram, its counts. Loop-confined; the runner talks to
@@ -63,7 +64,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     init(loop: Loop, options: RunOptions) {
         self.loop = loop
         self.options = options
-        self.builder = MessageBuilder(type: options.mode.messageType, payload: options.payload)
+        self.builder = MessageBuilder(type: options.mode.messageType, payload: options.payload, data: options.data)
         self.idStride = UInt64(max(options.clients, 1))
     }
 

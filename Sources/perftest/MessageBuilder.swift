@@ -31,8 +31,10 @@ struct MessageBuilder {
     /// microsecond (echo and blast send their bursts that way) share it and write only id and prefix.
     private var cachedMicroseconds = UInt64.max
     private var timeStart = 0
+    /// `-data text`: records to copy the data field from, at an offset that changes with each message.
+    private let corpus: UnsafeMutableRawBufferPointer?
 
-    init(type: String, payload: Int) {
+    init(type: String, payload: Int, data: DataKind = .x) {
         let prefix = Array("{\"type\":\"\(type)\",\"id\":".utf8)
         let tail = Array(",\"data\":\"".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: payload) + Array("\"}".utf8)
         self.tailStart = Self.headRoom + prefix.count
@@ -45,6 +47,16 @@ struct MessageBuilder {
         }
         self.secondsText = .allocate(byteCount: 32, alignment: 8)
         self.pairs = .allocate(byteCount: 200, alignment: 8)
+        if data == .text && payload > 0 {
+            let records = DataKind.records(count: payload + DataKind.corpusSlack)
+            let corpus = UnsafeMutableRawBufferPointer.allocate(byteCount: records.count, alignment: 8)
+            _ = corpus.initializeMemory(as: UInt8.self, from: records)
+            self.corpus = corpus
+            _ = UnsafeMutableRawBufferPointer(rebasing: self.storage[(self.tailStart + 9)...])
+                .initializeMemory(as: UInt8.self, from: records.prefix(payload))
+        } else {
+            self.corpus = nil
+        }
         for value in 0..<100 {
             self.pairs.storeBytes(of: UInt8(48 + value / 10), toByteOffset: 2 * value, as: UInt8.self)
             self.pairs.storeBytes(of: UInt8(48 + value % 10), toByteOffset: 2 * value + 1, as: UInt8.self)
@@ -52,6 +64,7 @@ struct MessageBuilder {
     }
 
     func free() {
+        self.corpus?.deallocate()
         self.storage.deallocate()
         self.secondsText.deallocate()
         self.pairs.deallocate()
@@ -61,6 +74,7 @@ struct MessageBuilder {
     @inline(__always)
     mutating func build(id: UInt64, microseconds: UInt64) -> UnsafeRawBufferPointer {
         let base = self.storage.baseAddress!
+        if let corpus = self.corpus { self.copyData(from: corpus, id: id, base) }
         var p = self.tailStart
         if microseconds == self.cachedMicroseconds {
             p = self.timeStart
@@ -72,6 +86,15 @@ struct MessageBuilder {
         (base + p).storeBytes(of: self.prefixHead, as: SIMD2<UInt64>.self)
         (base + p + self.prefixLength - 16).storeBytes(of: self.prefixTail, as: SIMD2<UInt64>.self)
         return UnsafeRawBufferPointer(rebasing: self.storage[p...])
+    }
+
+    /// `-data text`: the data field from the corpus, at an offset picked by the id (a multiplicative hash),
+    /// so consecutive messages differ as a stream of events does.
+    @inline(never)
+    private func copyData(from corpus: UnsafeMutableRawBufferPointer, id: UInt64, _ base: UnsafeMutableRawPointer) {
+        let count = corpus.count - DataKind.corpusSlack
+        let offset = Int(truncatingIfNeeded: (id &* 0x9E37_79B9_7F4A_7C15) >> 48) % DataKind.corpusSlack
+        (base + self.tailStart + 9).copyMemory(from: corpus.baseAddress! + offset, byteCount: count)
     }
 
     /// Writes `,"ts":S.UUUUUU` to end where the tail starts; returns where it starts.
@@ -210,6 +233,38 @@ struct MessageBuilder {
         let difference = (start.loadUnaligned(as: SIMD2<UInt64>.self) ^ self.prefixHead)
             | (start.loadUnaligned(fromByteOffset: self.prefixLength - 16, as: SIMD2<UInt64>.self) ^ self.prefixTail)
         return difference[0] | difference[1] == 0
+    }
+}
+
+/// What fills a message's data field (`perftest -data`).
+enum DataKind: String, Sendable, CaseIterable {
+    /// The Go tool's: 'x' repeated, which deflate shrinks to almost nothing.
+    case x
+    /// Event records of varying values (`id=… user=… symbol=… bid=… side=…;`), JSON-safe: compressible
+    /// about as much as real JSON events, which makes compression's figures mean something.
+    case text
+
+    /// Bytes of records beyond the payload: the range of offsets a message's data is copied from.
+    static let corpusSlack = 1 << 16
+
+    /// `count` bytes of records, the same on every run (a fixed linear congruential generator).
+    static func records(count: Int) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(count + 128)
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next(_ bound: UInt64) -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return (state >> 33) % bound
+        }
+        let sides = ["buy", "sell"], venues = ["XNAS", "XNYS", "ARCX", "BATS", "IEXG"]
+        var id: UInt64 = 100_000
+        while out.count < count {
+            id += 1 + next(9)
+            let record = "id=\(id) user=user-\(next(500)) symbol=SYM\(next(40)) bid=\(100 + next(900)).\(next(100)) "
+                + "qty=\(1 + next(2000)) side=\(sides[Int(next(2))]) venue=\(venues[Int(next(5))]); "
+            out += record.utf8
+        }
+        return Array(out.prefix(count))
     }
 }
 

@@ -26,6 +26,10 @@ struct LoadOptions: ParsableArguments {
     @Option(name: [.customLong("payload", withSingleDash: true), .long], help: "Bytes of 'x' in each message's data field.")
     var payload = 64
 
+    @Option(name: [.customLong("data", withSingleDash: true), .long],
+            help: "What fills the data field: x (the Go tool's 'x' repeated) or text (event records that differ per message, for compression).")
+    var data = DataKind.x
+
     @Option(name: [.customLong("rampup", withSingleDash: true), .long], help: "Milliseconds over which clients connect.")
     var rampup = 0
 
@@ -86,7 +90,7 @@ struct LoadOptions: ParsableArguments {
     func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil, serverPID: Int32? = nil) -> RunOptions {
         RunOptions(url: url ?? self.url, clients: clients, duration: duration, mode: mode, payload: self.payload,
                    rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window,
-                   serverPID: serverPID ?? self.serverPID, compression: self.compression)
+                   serverPID: serverPID ?? self.serverPID, compression: self.compression, data: self.data)
     }
 }
 
@@ -151,3 +155,4 @@ struct SuiteCommand: ParsableCommand {
         PerfTestMain.suite(self)
     }
 }
+extension DataKind: ExpressibleByArgument {}

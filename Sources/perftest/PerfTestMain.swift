@@ -12,7 +12,7 @@ enum PerfTestMain {
         Interrupt.install()  // Before the banner: whoever reads it may signal at once.
         Output.line("PyStrands WebSocket performance test (Strands perftest)")
         Output.line("Target: \(options.url)  Mode: \(options.mode.rawValue)  Clients: \(options.clients)  "
-            + "Duration: \(fixed(options.duration, 1))s  Payload: \(options.payload) bytes  Ramp-up: \(load.rampup)ms  "
+            + "Duration: \(fixed(options.duration, 1))s  Payload: \(options.payload) bytes\(options.data == .x ? "" : " (\(options.data.rawValue))")  Ramp-up: \(load.rampup)ms  "
             + "Loops: \(group.loops.count)")
         let result = Runner.run(options, group: group, live: true)
         group.shutdown()

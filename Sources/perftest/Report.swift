@@ -15,6 +15,8 @@ struct Report: Codable, Sendable {
     var compression: String
     var clients: Int
     var payloadBytes: Int
+    /// What filled the data field: x or text (``DataKind``).
+    var data: String
     var durationSeconds: Double
     /// Connection set-up plus `-duration`.
     var measuredSeconds: Double
@@ -44,6 +46,7 @@ struct Report: Codable, Sendable {
         self.compression = result.options.compression.rawValue
         self.clients = result.options.clients
         self.payloadBytes = result.options.payload
+        self.data = result.options.data.rawValue
         self.durationSeconds = result.options.duration
         self.measuredSeconds = result.seconds
         self.setupSeconds = result.setupSeconds

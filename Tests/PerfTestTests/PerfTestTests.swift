@@ -34,6 +34,29 @@ struct PerfTestTests {
         #expect(echo.replyID(message) == 1)
     }
 
+    @Test("-data text: the payload's length, valid JSON, and data that differs from message to message")
+    func textData() throws {
+        var builder = MessageBuilder(type: "echo", payload: 1000, data: .text)
+        defer { builder.free() }
+        var seen = Set<String>()
+        for id: UInt64 in 1...50 {
+            let message = builder.build(id: id, microseconds: 1_732_780_800_500_001)
+            #expect(message.count == #"{"type":"echo","id":"#.utf8.count + "\(id)".utf8.count
+                + #","ts":1732780800.500001,"data":""}"#.utf8.count + 1000)
+            #expect(builder.replyID(message) == id)
+            let object = try JSONSerialization.jsonObject(with: Data(message)) as? [String: Any]
+            let data = try #require(object?["data"] as? String)
+            #expect(data.utf8.count == 1000)
+            #expect(data.contains("symbol=SYM"))
+            seen.insert(data)
+        }
+        #expect(seen.count >= 45, "consecutive messages should carry different data, \(seen.count) of 50 differ")
+        // The default stays the Go tool's.
+        var x = MessageBuilder(type: "echo", payload: 1000)
+        defer { x.free() }
+        #expect(self.text(x.build(id: 1, microseconds: 0)).hasSuffix(String(repeating: "x", count: 1000) + #""}"#))
+    }
+
     @Test("the fast builder agrees with plain formatting, across second boundaries and digit counts")
     func messageFormatAgainstReference() {
         var builder = MessageBuilder(type: "pingpong", payload: 3)

@@ -88,8 +88,11 @@ final class DeflateLoopState {
         }
     }
 
-    /// Frees every dedicated compressor that sent nothing since the previous sweep.
+    /// Frees every dedicated compressor that sent nothing since the previous sweep, and gives their
+    /// memory back to the system: a compressor is below malloc's mmap threshold, so without a trim the
+    /// freed pages stay in the process for reuse and the sweep would not lower its size.
     private func sweep() {
+        var freed = 0
         var index = self.live.count - 1
         while index >= 0 {
             let connection = self.live[index]
@@ -97,9 +100,11 @@ final class DeflateLoopState {
                 connection.sentSinceSweep = false
             } else {
                 connection.dropCompressor()
+                freed += 1
             }
             index -= 1
         }
+        if freed > 0 { System.releaseFreeMemory() }
     }
 }
 
