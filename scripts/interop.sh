@@ -4,13 +4,15 @@
 #   in both modes against a server that compresses: every message must come back, and with compression
 #   every connection must have agreed it;
 # - the `websockets` client, with its default compression offer, against echoserver -compression shared
-#   and dedicated: the agreed parameters, large compressible and incompressible messages, many small ones.
+#   and dedicated: the agreed parameters, large compressible and incompressible messages, many small ones;
+# - echoserver's GET /metrics read by `prometheus_client`'s own parser (PyPI), the counters checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 VENV=.build-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c "import websockets" 2>/dev/null || "$VENV/bin/pip" install -q websockets
+"$VENV/bin/python" -c "import prometheus_client" 2>/dev/null || "$VENV/bin/pip" install -q prometheus_client
 . scripts/build.sh
 build_products debug perftest echoserver
 BIN=$(swift build --show-bin-path)
@@ -63,5 +65,24 @@ for mode in shared dedicated; do
     [ $mode = dedicated ] && expected=-
     echo "interop python websockets client vs echoserver -compression $mode:"
     "$VENV/bin/python" scripts/python_deflate_client.py "ws://127.0.0.1:$port/ws/interop" "$expected" || status=1
+    if [ $mode = dedicated ]; then
+        # The connections above are gone; their counts stay. Scraped as Prometheus would.
+        "$VENV/bin/python" - "$port" <<'PY' || status=1
+import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5) as response:
+    kind = response.headers["Content-Type"]
+    text = response.read().decode()
+samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+problems = []
+if not kind.startswith("text/plain; version=0.0.4"): problems.append(f"content type {kind}")
+if samples.get("strands_connections_opened_total", 0) < 1: problems.append("no connection counted")
+if samples.get("strands_messages_received_total", 0) < 2000: problems.append("messages not counted")
+if samples.get("strands_messages_sent_total") != samples.get("strands_messages_received_total"): problems.append("echoes != messages")
+print(f"interop prometheus_client parses /metrics: {len(samples)} samples"
+      + (": " + ", ".join(problems) if problems else ": ok"))
+sys.exit(1 if problems else 0)
+PY
+    fi
 done
 exit $status

@@ -1,6 +1,7 @@
+import StrandsCLI
 import StrandsWS
 
-/// Echo under /ws/, JSON health at /health, 404 for the rest. One instance serves every connection.
+/// Echo under /ws/, JSON health at /health, Prometheus metrics at /metrics, 404 for the rest. One instance serves every connection.
 final class EchoHandler: WebSocketHandler {
     /// Set once the server exists; read by /health on any loop.
     let server = Locked<WebSocketServer?>(nil)
@@ -10,10 +11,24 @@ final class EchoHandler: WebSocketHandler {
     }
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
-        guard request.path == "/health" else { return .status(404) }
         let stats = self.server.withLock { $0 }?.statistics() ?? WebSocketStatistics()
+        if request.path == "/metrics" { return Self.metrics(stats) }
+        guard request.path == "/health" else { return .status(404) }
         let body = "{\"status\":\"ok\",\"connections\":\(stats.open),\"messages\":\(stats.messagesReceived),\"errors\":\(stats.errors)}"
         return HTTPResponse(status: 200, contentType: "application/json", body: body)
+    }
+
+    /// The counters every loop keeps (relaxed atomics, one writer each), summed when scraped.
+    static func metrics(_ stats: WebSocketStatistics) -> HTTPResponse {
+        var text = PrometheusText()
+        text.add("strands_connections_open", .gauge, help: "WebSocket connections open now.", value: stats.open)
+        text.add("strands_connections_opened_total", .counter, help: "WebSocket connections opened (upgrades completed).",
+                 value: stats.opened)
+        text.add("strands_messages_received_total", .counter, help: "WebSocket messages received.", value: stats.messagesReceived)
+        text.add("strands_messages_sent_total", .counter, help: "WebSocket messages sent.", value: stats.messagesSent)
+        text.add("strands_connection_errors_total", .counter,
+                 help: "Connections that ended in an error (protocol, transport, timeout).", value: stats.errors)
+        return HTTPResponse(status: 200, contentType: PrometheusText.contentType, body: text.text)
     }
 
     func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {

@@ -7,7 +7,8 @@ struct EchoServerCommand: ParsableCommand {
         commandName: "echoserver",
         abstract: "A WebSocket echo server on StrandsWS: every message under /ws/ comes back with its own type.",
         discussion: """
-            GET /health answers {"status":"ok","connections":N,"messages":N,"errors":N}.
+            GET /health answers {"status":"ok","connections":N,"messages":N,"errors":N};
+            GET /metrics the same counters in Prometheus' text format.
             SIGINT or SIGTERM: stop accepting, close every client with 1001, wait up to -grace seconds, exit 0.
             A second signal exits at once.
             """

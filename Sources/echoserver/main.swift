@@ -79,7 +79,7 @@ enum EchoServer {
                 + "max message \(options.maxMessage) bytes"
                 + (options.compression == .off ? "" : ", permessage-deflate \(options.compression.rawValue)"))
             Output.line("echoserver: WebSocket endpoint ws://\(shown):\(address.port)/ws/ (any path under /ws/)")
-            Output.line("echoserver: health check http://\(shown):\(address.port)/health")
+            Output.line("echoserver: health check http://\(shown):\(address.port)/health, metrics /metrics")
 
             // Stats every few seconds, from a Dispatch timer: reading the counters never blocks a loop.
             let stats = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "stats"))

@@ -56,6 +56,36 @@ struct EchoServerTests {
         #expect(outside.failure?.message == "handshake failed: server answered '404 Not Found'")
     }
 
+    @Test("/metrics gives the live counters in Prometheus' text format")
+    func metrics() async throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { self.clients.shutdown(); server.stop() }
+        let probe = Probe()
+        let socket = try await connectClient(to: "ws://127.0.0.1:\(server.port)/ws/m", on: self.loop, handler: probe).get()
+        _ = await probe.events.next()
+        socket.loop.execute { for i in 0..<7 { socket.value.send(text: "\(i)") } }
+        for i in 0..<7 { #expect(await probe.events.next() == .text("\(i)")) }
+
+        let response = String(decoding: await rawExchange(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
+                                                          port: server.port, on: self.loop), as: UTF8.self)
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(response.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"))
+        let body = response.split(separator: "\r\n\r\n", maxSplits: 1).last.map(String.init) ?? ""
+        var samples: [String: String] = [:]
+        for line in body.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            #expect(parts.count == 2, "a sample is a name and a value: \(line)")
+            if parts.count == 2 { samples[String(parts[0])] = String(parts[1]) }
+        }
+        #expect(samples["strands_connections_open"] == "1")
+        #expect(samples["strands_connections_opened_total"] == "1")
+        #expect(samples["strands_messages_received_total"] == "7")
+        #expect(samples["strands_messages_sent_total"] == "7")
+        #expect(samples["strands_connection_errors_total"] == "0")
+        #expect(body.contains("# TYPE strands_connections_open gauge\n"))
+        #expect(body.contains("# TYPE strands_messages_sent_total counter\n"))
+    }
+
     @Test("SIGTERM closes every client with 1001, then the server exits 0")
     func gracefulShutdown() async throws {
         let server = try ServerProcess([])
