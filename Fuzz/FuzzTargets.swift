@@ -33,6 +33,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case "http-response": fuzzResponse(input)
     case "inflate": fuzzInflate(input)
     case "deflate-offers": fuzzDeflateOffers(input)
+    case "resp": fuzzRESP(input)
     default: fatalError("unknown STRANDS_FUZZ_TARGET '\(target)'")
     }
     return 0
@@ -206,5 +207,31 @@ func fuzzDeflateOffers(_ input: UnsafeBufferPointer<UInt8>) {
             precondition(mine.sendWindowBits <= max(agreed.receiveWindowBits, 9), "client window too large: \(answer)")
             precondition(agreed.sendWindowBits <= max(mine.receiveWindowBits, 9), "server window too large: \(answer)")
         }
+    }
+}
+
+/// Redis replies: read one after another; every reply ends inside the input and past its start, and
+/// any shorter prefix that still holds a reply gives that same reply (what arrives in pieces reads
+/// the same as what arrives at once), while a prefix that ends inside it gives "need more", not an error.
+func fuzzRESP(_ input: UnsafeBufferPointer<UInt8>) {
+    let bytes = UnsafeRawBufferPointer(input)
+    var offset = 0
+    while offset < bytes.count {
+        let reply: RESPReader.Reply?
+        do { reply = try RESPReader.read(bytes, at: offset) } catch { return }
+        guard let reply else { return }
+        precondition(reply.end > offset && reply.end <= bytes.count, "reply ends outside the input")
+        let cut = offset + (reply.end - offset) / 2
+        let prefix = UnsafeRawBufferPointer(rebasing: bytes[0..<cut])
+        do {
+            if let early = try RESPReader.read(prefix, at: offset) {
+                preconditionFailure("a prefix of \(cut - offset) bytes read as a whole reply ending at \(early.end)")
+            }
+        } catch {
+            preconditionFailure("a prefix of a valid reply is an error: \(error)")
+        }
+        let exact = UnsafeRawBufferPointer(rebasing: bytes[0..<reply.end])
+        precondition((try? RESPReader.read(exact, at: offset)) == reply, "the reply alone reads differently")
+        offset = reply.end
     }
 }
