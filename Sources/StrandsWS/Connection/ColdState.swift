@@ -17,11 +17,13 @@ final class ColdState {
     var negotiated: (any WebSocketExtension)?
     /// permessage-deflate with context takeover (a stateless agreement needs nothing here).
     var deflate: DeflateConnection?
+    /// Server: the topics this connection subscribes to, and its place in each one's list on its loop.
+    var subscriptions: [(topic: Topic, index: Int)] = []
 
     /// Nothing here is needed any more (an open connection after its handshake, say).
     var isDisposable: Bool {
         self.head == nil && self.pendingClient == nil && self.timedIndex < 0 && self.subprotocol == nil
-            && self.negotiated == nil && self.deflate == nil && self.closeCode == .abnormalClosure && self.closeReason.isEmpty
+            && self.negotiated == nil && self.deflate == nil && self.subscriptions.isEmpty && self.closeCode == .abnormalClosure && self.closeReason.isEmpty
     }
 
     deinit {

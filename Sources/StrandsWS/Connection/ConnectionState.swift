@@ -249,6 +249,9 @@ struct ConnectionState: Equatable {
     /// Bytes arrived: the connection is not silent.
     mutating func heardFromPeer() { self.flags.remove(.pingSent) }
 
+    /// A fragmented message of this side's is under way: no other data frame may go out before its end.
+    var isSendingFragments: Bool { self.flags.contains(.sendingFragments) }
+
     /// An extension was negotiated: every message it sends goes through it.
     mutating func extensionNegotiated() { self.flags.insert(.extended) }
 

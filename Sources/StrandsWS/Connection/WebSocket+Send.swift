@@ -179,6 +179,18 @@ extension WebSocket {
         return self.pendingWriteBytes > Int(self.highWater) ? .backpressure : .sent
     }
 
+    /// A whole message framed already (a topic's, shared by its subscribers): admitted like a message
+    /// of `opcode`, held to the send cap, written through the cork when this connection holds it.
+    func writePreframed(_ frame: UnsafeRawBufferPointer) -> SendResult {
+        guard self.state.isOpen else { return .notOpen }
+        if self.state.isSendingFragments { return .invalid }  // Not inside this connection's own fragmented message.
+        if frame.count > self.registry.maxPendingBytes - self.pendingWriteBytes { return self.overCap() }
+        do { try self.tcpWrite(frame) } catch { return .notOpen }
+        if self.tcpIsClosing { return .notOpen }
+        self.registry.countSent()
+        return self.pendingWriteBytes > Int(self.highWater) ? .backpressure : .sent
+    }
+
     /// A send that would pass the cap: nothing is buffered, and by the policy the message is dropped or
     /// the connection fails with 1008 (its close frame is not held to the cap).
     @inline(never)

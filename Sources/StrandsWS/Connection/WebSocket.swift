@@ -136,6 +136,7 @@ public final class WebSocket: TCPConnection {
         self.cold = nil
         cold?.negotiated?.release()
         cold?.deflate?.release()
+        if let subscriptions = cold?.subscriptions, !subscriptions.isEmpty { self.registry.topics?.dropAll(subscriptions) }
         let closeCode = cold?.closeCode ?? .abnormalClosure
         if error != nil && error != .cancelled && !self.state.closeReceived && closeCode == .abnormalClosure {
             self.registry.countError()

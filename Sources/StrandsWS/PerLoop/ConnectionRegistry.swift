@@ -42,6 +42,8 @@ final class ConnectionRegistry {
 
     // Keepalive, in ticks of `keepaliveTick`.
     private var keepaliveTimer: LoopTimer?
+    /// Server: this loop's topic subscribers (clients have none).
+    var topics: LoopTopics?
     let keepaliveTick: Duration
     let pingTicks: Int
     let idleTicks: Int

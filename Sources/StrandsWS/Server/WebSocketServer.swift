@@ -12,21 +12,27 @@ public final class WebSocketServer: Sendable {
     /// The open connections and counters of each loop, each touched only by its loop.
     let registries: [LoopBound<ConnectionRegistry>]
     private let listeners = Locked<[TCPServer]>([])
+    let topicTable: TopicTable
 
     public init(group: LoopGroup, configuration: WebSocketConfiguration = WebSocketConfiguration(),
                 handler: any WebSocketHandler) {
         self.group = group
         self.configuration = configuration
         self.handler = handler
+        let table = TopicTable(loopCount: group.loops.count)
+        self.topicTable = table
         // Each registry is made on its own loop: it holds that loop's context.
-        self.registries = group.loops.map { loop in
+        self.registries = group.loops.enumerated().map { index, loop in
             let made = loop.runAndWait {
-                LoopBound(ConnectionRegistry(handler: handler, configuration: configuration,
-                                             context: WebSocketLoopContext.on(loop), isClient: false), loop: loop)
+                let registry = ConnectionRegistry(handler: handler, configuration: configuration,
+                                                  context: WebSocketLoopContext.on(loop), isClient: false)
+                registry.topics = LoopTopics(table: table, loopIndex: index)
+                return LoopBound(registry, loop: loop)
             }
             guard let made else { preconditionFailure("a WebSocketServer needs a running LoopGroup") }
             return made
         }
+        table.server = self
     }
 
     /// Listens on `host:port` on every loop of the group (see ``LoopGroup/listen(host:port:backlog:onAccept:)``).

@@ -1,0 +1,89 @@
+import Synchronization
+
+/// A named channel that connections subscribe to and messages are published on; interned by the
+/// server (``WebSocketServer/topic(_:)``), so publishing through a handle hashes no string.
+///
+/// Which loops have subscribers is one atomic word (a bit per loop, set on a loop's first subscriber,
+/// cleared on its last): a publish reads it once and reaches only those loops.
+public final class Topic: Sendable, CustomStringConvertible {
+    /// Dense per server, from 0: each loop keeps its subscribers in an array at this index.
+    let id: Int
+    public let name: String
+    let loopMask = Atomic<UInt64>(0)
+    private let subscriberCount = Atomic<Int>(0)
+    private let publishedCount = Atomic<Int>(0)
+    private let deliveredCount = Atomic<Int>(0)
+    private let droppedCount = Atomic<Int>(0)
+
+    init(id: Int, name: String) {
+        self.id = id
+        self.name = name
+    }
+
+    public var description: String { self.name }
+
+    /// Counts, for metrics: subscribers now, messages published, deliveries made, deliveries refused
+    /// (a subscriber over its send cap, or closing).
+    public var statistics: TopicStatistics {
+        TopicStatistics(subscribers: self.subscriberCount.load(ordering: .relaxed),
+                        published: self.publishedCount.load(ordering: .relaxed),
+                        delivered: self.deliveredCount.load(ordering: .relaxed),
+                        dropped: self.droppedCount.load(ordering: .relaxed))
+    }
+
+    func subscribed(_ delta: Int) { self.subscriberCount.add(delta, ordering: .relaxed) }
+    func countPublished() { self.publishedCount.add(1, ordering: .relaxed) }
+    func countDeliveries(_ delivered: Int, dropped: Int) {
+        if delivered > 0 { self.deliveredCount.add(delivered, ordering: .relaxed) }
+        if dropped > 0 { self.droppedCount.add(dropped, ordering: .relaxed) }
+    }
+}
+
+public struct TopicStatistics: Sendable, Equatable {
+    public var subscribers: Int
+    public var published: Int
+    public var delivered: Int
+    public var dropped: Int
+}
+
+/// A server's topics by name. Locked, but only to intern a name (at subscribe time, or when a caller
+/// looks a handle up); a publish through a handle never touches it.
+final class TopicTable: Sendable {
+    private let byName = Mutex<[String: Topic]>([:])
+    /// Loops beyond 64 share the top bit of a topic's loop mask (they are then always reached).
+    let loopCount: Int
+    /// The server, for a connection's publish to reach the other loops. Set once in the server's init,
+    /// before any connection exists; weak, as the server owns the table.
+    nonisolated(unsafe) weak var server: WebSocketServer?
+
+    init(loopCount: Int) { self.loopCount = loopCount }
+
+    func topic(_ name: String) -> Topic {
+        self.byName.withLock { table in
+            if let topic = table[name] { return topic }
+            let made = Topic(id: table.count, name: name)
+            table[name] = made
+            return made
+        }
+    }
+
+    var all: [Topic] { self.byName.withLock { Array($0.values) } }
+
+    static func bit(ofLoop index: Int) -> UInt64 { 1 << UInt64(min(index, 63)) }
+}
+
+/// A published message, framed once (a server's frames are not masked, so every subscriber gets the
+/// same bytes); shared read-only by the loops that deliver it.
+final class TopicMessage: Sendable {
+    let frame: [UInt8]
+
+    init(opcode: Opcode, payload: UnsafeRawBufferPointer) {
+        let header = FrameHeader.length(payloadLength: payload.count, masked: false)
+        self.frame = [UInt8](unsafeUninitializedCapacity: header + payload.count) { buffer, count in
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            _ = FrameHeader.write(opcode: opcode, fin: true, payloadLength: payload.count, maskKey: nil, into: base)
+            if payload.count > 0 { (base + header).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+            count = header + payload.count
+        }
+    }
+}

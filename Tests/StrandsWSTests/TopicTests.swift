@@ -1,0 +1,94 @@
+import StrandsTestSupport
+import Synchronization
+import Testing
+@testable import StrandsWS
+
+/// Every connection joins "room" and publishes what it sends there.
+final class RoomHandler: WebSocketHandler {
+    let joined = Events<Int>()
+    let loops = Mutex<Set<ObjectIdentifier>>([])
+
+    func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
+        let subscribed = socket.subscribe("room")
+        self.loops.withLock { _ = $0.insert(ObjectIdentifier(socket.loop)) }
+        self.joined.post(subscribed ? 1 : 0)
+    }
+
+    func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+        _ = socket.publish(socket.subscribedTopics[0], message.opcode, message.bytes)
+    }
+}
+
+@Suite("Topics", .timeLimit(.minutes(1)))
+struct TopicTests {
+    @Test("members on both loops receive what one publishes, then what the server publishes; a closed member is dropped")
+    func roomAcrossLoops() async throws {
+        let handler = RoomHandler()
+        let harness = try Harness(handler: handler)
+        defer { harness.shutdown() }
+        let members = 16
+        var probes: [Probe] = []
+        var sockets: [LoopBound<WebSocket>] = []
+        for _ in 0..<members {
+            let probe = Probe()
+            sockets.append(try await harness.connect("/ws/room", handler: probe).get())
+            _ = await probe.events.next()  // Opened.
+            probes.append(probe)
+        }
+        for _ in 0..<members { #expect(await handler.joined.next() == 1) }
+        let topic = harness.server.topic("room")
+        #expect(topic === harness.server.topic("room"), "one handle per name")
+        #expect(topic.statistics.subscribers == members)
+        // With 16 connections spread by the kernel over two loops, both hold members (1 in 32,768 not).
+        #expect(handler.loops.withLock { $0.count } == 2)
+
+        let first = sockets[0]
+        first.loop.execute { first.value.send(text: "hello room") }
+        for probe in probes { #expect(await probe.events.next() == .text("hello room")) }
+
+        let leaving = sockets[3]
+        leaving.loop.execute { leaving.value.close(code: .normalClosure) }
+        #expect(await probes[3].events.next() == .closed(1000, ""))
+        while topic.statistics.subscribers != members - 1 { await Task.yield() }
+
+        #expect(harness.server.publish(topic, text: "from the server") >= 1)
+        for (index, probe) in probes.enumerated() where index != 3 {
+            #expect(await probe.events.next() == .text("from the server"))
+        }
+        // Each loop counts its deliveries once its writes are done, which may be after a member read them.
+        while topic.statistics.delivered < members + members - 1 { await Task.yield() }
+        let counts = topic.statistics
+        #expect(counts.published == 2)
+        #expect(counts.delivered == members + members - 1)
+        #expect(counts.dropped == 0)
+    }
+
+    @Test("subscribe twice, unsubscribe, and a client connection cannot subscribe")
+    func subscribeRules() async throws {
+        let probe = Probe()
+        let subscribed = Events<[Bool]>()
+        final class Rules: WebSocketHandler {
+            let results: Events<[Bool]>
+            init(_ results: Events<[Bool]>) { self.results = results }
+            func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
+                let a = socket.subscribe("t"), b = socket.subscribe("t"), c = socket.unsubscribe(socket.subscribedTopics[0])
+                let d = socket.unsubscribe(socket.server_topic("t")), e = socket.subscribedTopics.isEmpty
+                self.results.post([a, b, c, d, e])
+            }
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {}
+        }
+        let harness = try Harness(handler: Rules(subscribed))
+        defer { harness.shutdown() }
+        let socket = try await harness.connect(handler: probe).get()
+        #expect(await subscribed.next() == [true, false, true, false, true])
+        let client = Events<Bool>()
+        socket.loop.execute { client.post(socket.value.subscribe("t")) }
+        #expect(await client.next() == false)
+        #expect(harness.server.topic("t").statistics.subscribers == 0)
+    }
+}
+
+extension WebSocket {
+    /// The server's handle for `name`, through this connection's loop (tests only).
+    func server_topic(_ name: String) -> Topic { self.registry.topics!.table.topic(name) }
+}
