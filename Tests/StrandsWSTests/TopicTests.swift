@@ -63,6 +63,64 @@ struct TopicTests {
         #expect(counts.dropped == 0)
     }
 
+    @Test("a member that never reads costs at most its send cap and is closed; the others get all 256 MiB")
+    func stuckMember() async throws {
+        /// Server side: every connection joins "feed"; the one on /ws/stuck is kept to be watched.
+        final class Feed: WebSocketHandler {
+            let joined = Events<Int>()
+            let stuck = Mutex<LoopBound<WebSocket>?>(nil)
+            func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
+                socket.subscribe("feed")
+                if request.path == "/ws/stuck" { self.stuck.withLock { $0 = LoopBound(socket, loop: socket.loop) } }
+                self.joined.post(1)
+            }
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {}
+        }
+        /// Client side: counts what arrives without keeping it.
+        final class Counter: WebSocketHandler {
+            let bytes = Atomic<Int>(0)
+            let messages = Atomic<Int>(0)
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+                self.bytes.add(message.bytes.count, ordering: .relaxed)
+                self.messages.add(1, ordering: .releasing)
+            }
+        }
+        var configuration = WebSocketConfiguration()
+        configuration.closeTimeout = .milliseconds(300)
+        let handler = Feed()
+        let harness = try Harness(configuration: configuration, handler: handler)
+        defer { harness.shutdown() }
+        let readers = [Counter(), Counter()]
+        var clientConfiguration = WebSocketConfiguration()
+        clientConfiguration.maxMessageSize = 1 << 20
+        for reader in readers { _ = try await harness.connect("/ws/feed", handler: reader, configuration: clientConfiguration).get() }
+        let stuckClient = try await harness.connect("/ws/stuck", handler: Counter(), configuration: clientConfiguration).get()
+        stuckClient.loop.execute { stuckClient.value.pauseReading() }
+        for _ in 0..<3 { _ = await handler.joined.next() }
+        let stuck = try #require(handler.stuck.withLock { $0 })
+        let topic = harness.server.topic("feed")
+
+        let payload = [UInt8](repeating: 0x5A, count: 64 << 10)
+        let total = 4096  // 256 MiB
+        let cap = WebSocketConfiguration().maxPendingBytes
+        let largest = Mutex(0)
+        for batch in stride(from: 0, to: total, by: 64) {
+            for _ in 0..<64 { payload.withUnsafeBytes { _ = harness.server.publish(topic, .binary, $0) } }
+            // Paced by the readers: the next batch goes once they have this one.
+            while readers.contains(where: { $0.messages.load(ordering: .acquiring) < batch + 64 }) { await Task.yield() }
+            stuck.loop.execute { largest.withLock { $0 = max($0, stuck.value.pendingWriteBytes) } }
+        }
+        for reader in readers {
+            #expect(reader.messages.load(ordering: .acquiring) == total)
+            #expect(reader.bytes.load(ordering: .relaxed) == total * payload.count)
+        }
+        #expect(largest.withLock { $0 } <= cap + 64, "the stuck member held more than its cap")
+        // Closed with 1008 over its cap, then dropped at the close timeout, since it reads nothing.
+        while topic.statistics.subscribers != 2 { await Task.yield() }
+        #expect(topic.statistics.dropped >= 1)
+        #expect(topic.statistics.delivered >= 2 * total)
+    }
+
     @Test("subscribe twice, unsubscribe, and a client connection cannot subscribe")
     func subscribeRules() async throws {
         let probe = Probe()
