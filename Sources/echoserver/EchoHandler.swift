@@ -2,7 +2,12 @@ import StrandsCLI
 import StrandsWS
 
 /// Echo under /ws/, JSON health at /health, Prometheus metrics at /metrics, 404 for the rest. One instance serves every connection.
+/// With `pubsub`, a connection on /ws/room/NAME joins room NAME and what it sends goes to every member.
 final class EchoHandler: WebSocketHandler {
+    let pubsub: Bool
+
+    init(pubsub: Bool = false) { self.pubsub = pubsub }
+
     /// Set once the server exists; read by /health on any loop.
     let server = Locked<WebSocketServer?>(nil)
 
@@ -12,14 +17,14 @@ final class EchoHandler: WebSocketHandler {
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
         let stats = self.server.withLock { $0 }?.statistics() ?? WebSocketStatistics()
-        if request.path == "/metrics" { return Self.metrics(stats) }
+        if request.path == "/metrics" { return Self.metrics(stats, topics: self.server.withLock { $0 }?.topics ?? []) }
         guard request.path == "/health" else { return .status(404) }
         let body = "{\"status\":\"ok\",\"connections\":\(stats.open),\"messages\":\(stats.messagesReceived),\"errors\":\(stats.errors)}"
         return HTTPResponse(status: 200, contentType: "application/json", body: body)
     }
 
     /// The counters every loop keeps (relaxed atomics, one writer each), summed when scraped.
-    static func metrics(_ stats: WebSocketStatistics) -> HTTPResponse {
+    static func metrics(_ stats: WebSocketStatistics, topics: [Topic]) -> HTTPResponse {
         var text = PrometheusText()
         text.add("strands_connections_open", .gauge, help: "WebSocket connections open now.", value: stats.open)
         text.add("strands_connections_opened_total", .counter, help: "WebSocket connections opened (upgrades completed).",
@@ -28,10 +33,43 @@ final class EchoHandler: WebSocketHandler {
         text.add("strands_messages_sent_total", .counter, help: "WebSocket messages sent.", value: stats.messagesSent)
         text.add("strands_connection_errors_total", .counter,
                  help: "Connections that ended in an error (protocol, transport, timeout).", value: stats.errors)
+        let rooms = topics.map { ($0.name, $0.statistics) }.sorted { $0.0 < $1.0 }
+        text.add("strands_topics", .gauge, help: "Topics (rooms) made.", value: rooms.count)
+        for (name, counts) in rooms {
+            text.add("strands_topic_subscribers", .gauge, help: "Subscribers of a topic now.", value: counts.subscribers,
+                     labels: [("topic", name)])
+        }
+        for (name, counts) in rooms {
+            text.add("strands_topic_published_total", .counter, help: "Messages published on a topic.", value: counts.published,
+                     labels: [("topic", name)])
+        }
+        for (name, counts) in rooms {
+            text.add("strands_topic_delivered_total", .counter, help: "Deliveries of a topic's messages to subscribers.",
+                     value: counts.delivered, labels: [("topic", name)])
+        }
+        for (name, counts) in rooms {
+            text.add("strands_topic_dropped_total", .counter,
+                     help: "Deliveries refused: a subscriber over its send cap or closing.", value: counts.dropped,
+                     labels: [("topic", name)])
+        }
         return HTTPResponse(status: 200, contentType: PrometheusText.contentType, body: text.text)
     }
 
+    func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
+        guard self.pubsub, request.path.hasPrefix("/ws/room/"), let server = self.server.withLock({ $0 }) else { return }
+        let name = String(request.path.dropFirst("/ws/room/".count))
+        guard !name.isEmpty else { return }
+        let topic = server.topic(name)
+        socket.subscribe(topic)
+        // The room rides in userData, unretained: the server keeps every topic it made for its lifetime.
+        socket.userData = UInt64(UInt(bitPattern: Unmanaged.passUnretained(topic).toOpaque()))
+    }
+
     func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+        if socket.userData != 0, let room = UnsafeRawPointer(bitPattern: UInt(socket.userData)) {
+            socket.publish(Unmanaged<Topic>.fromOpaque(room).takeUnretainedValue(), message.opcode, message.bytes)
+            return
+        }
         // The reply is framed into the loop's cork and leaves with the others of this read.
         socket.send(message.opcode, message.bytes)
     }

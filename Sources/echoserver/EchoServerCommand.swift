@@ -8,7 +8,7 @@ struct EchoServerCommand: ParsableCommand {
         abstract: "A WebSocket echo server on StrandsWS: every message under /ws/ comes back with its own type.",
         discussion: """
             GET /health answers {"status":"ok","connections":N,"messages":N,"errors":N};
-            GET /metrics the same counters in Prometheus' text format.
+            GET /metrics the same counters in Prometheus' text format, and per room with -pubsub.
             SIGINT or SIGTERM: stop accepting, close every client with 1001, wait up to -grace seconds, exit 0.
             A second signal exits at once.
             """
@@ -43,6 +43,10 @@ struct EchoServerCommand: ParsableCommand {
     @Option(name: [.customLong("compression", withSingleDash: true), .long],
             help: "permessage-deflate: off, shared (no context takeover, no memory per connection) or dedicated (context takeover, a compressor per connection).")
     var compression = CompressionChoice.off
+
+    @Flag(name: [.customLong("pubsub", withSingleDash: true), .long],
+          help: "Rooms: a connection on /ws/room/NAME joins room NAME, and every message it sends goes to every member (itself too).")
+    var pubsub = false
 
     @Flag(name: [.customLong("quiet", withSingleDash: true), .long], help: "No stats line.")
     var quiet = false

@@ -24,7 +24,7 @@ enum EchoServer {
             configuration.compression = options.compression.settings
             let loops = options.workers == 0 ? System.availableCPUs : options.workers
             let group = try LoopGroup(loopCount: loops)
-            let handler = EchoHandler()
+            let handler = EchoHandler(pubsub: options.pubsub)
             let server = WebSocketServer(group: group, configuration: configuration, handler: handler)
             handler.server.withLock { $0 = server }
             // SIGINT/SIGTERM: graceful shutdown; a second one exits at once. Installed before the startup

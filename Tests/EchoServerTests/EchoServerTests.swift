@@ -86,6 +86,44 @@ struct EchoServerTests {
         #expect(body.contains("# TYPE strands_messages_sent_total counter\n"))
     }
 
+    @Test("-pubsub: a message on /ws/room/NAME reaches every member of NAME, the sender too, and no one else")
+    func pubsubRooms() async throws {
+        let server = try ServerProcess(["-quiet", "-pubsub"])
+        defer { self.clients.shutdown(); server.stop() }
+        func open(_ path: String) async throws -> (Probe, LoopBound<WebSocket>) {
+            let probe = Probe()
+            let socket = try await connectClient(to: "ws://127.0.0.1:\(server.port)\(path)", on: self.loop, handler: probe).get()
+            _ = await probe.events.next()
+            return (probe, socket)
+        }
+        let roomA = [try await open("/ws/room/a"), try await open("/ws/room/a"), try await open("/ws/room/a")]
+        let roomB = try await open("/ws/room/b")
+        let echo = try await open("/ws/echo")
+        // Every member has joined once /metrics counts them.
+        func metrics() async -> String {
+            String(decoding: await rawExchange(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8), port: server.port,
+                                               on: self.loop), as: UTF8.self)
+        }
+        while !(await metrics()).contains("strands_topic_subscribers{topic=\"a\"} 3\n") { await Task.yield() }
+
+        let sender = roomA[1].1
+        sender.loop.execute { sender.value.send(text: "hello a") }
+        for (probe, _) in roomA { #expect(await probe.events.next() == .text("hello a")) }
+        // b heard nothing of it: the next thing it hears is its own message.
+        let b = roomB.1
+        b.loop.execute { b.value.send(text: "hello b") }
+        #expect(await roomB.0.events.next() == .text("hello b"))
+        let e = echo.1
+        e.loop.execute { e.value.send(text: "plain echo") }
+        #expect(await echo.0.events.next() == .text("plain echo"))
+        // A loop counts its deliveries once its writes are done, which may be after a member read them.
+        var text = await metrics()
+        while !text.contains("strands_topic_delivered_total{topic=\"a\"} 3\n") { await Task.yield(); text = await metrics() }
+        #expect(text.contains("strands_topic_published_total{topic=\"a\"} 1\n"))
+        #expect(text.contains("strands_topic_delivered_total{topic=\"b\"} 1\n"))
+        #expect(text.contains("strands_topics 2\n"))
+    }
+
     @Test("SIGTERM closes every client with 1001, then the server exits 0")
     func gracefulShutdown() async throws {
         let server = try ServerProcess([])
