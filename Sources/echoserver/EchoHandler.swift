@@ -2,12 +2,7 @@ import StrandsCLI
 import StrandsWS
 
 /// Echo under /ws/, JSON health at /health, Prometheus metrics at /metrics, 404 for the rest. One instance serves every connection.
-/// With `pubsub`, a connection on /ws/room/NAME joins room NAME and what it sends goes to every member.
 final class EchoHandler: WebSocketHandler {
-    let pubsub: Bool
-
-    init(pubsub: Bool = false) { self.pubsub = pubsub }
-
     /// Set once the server exists; read by /health on any loop.
     let server = Locked<WebSocketServer?>(nil)
 
@@ -55,21 +50,7 @@ final class EchoHandler: WebSocketHandler {
         return HTTPResponse(status: 200, contentType: PrometheusText.contentType, body: text.text)
     }
 
-    func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
-        guard self.pubsub, request.path.hasPrefix("/ws/room/"), let server = self.server.withLock({ $0 }) else { return }
-        let name = String(request.path.dropFirst("/ws/room/".count))
-        guard !name.isEmpty else { return }
-        let topic = server.topic(name)
-        socket.subscribe(topic)
-        // The room rides in userData, unretained: the server keeps every topic it made for its lifetime.
-        socket.userData = UInt64(UInt(bitPattern: Unmanaged.passUnretained(topic).toOpaque()))
-    }
-
     func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
-        if socket.userData != 0, let room = UnsafeRawPointer(bitPattern: UInt(socket.userData)) {
-            socket.publish(Unmanaged<Topic>.fromOpaque(room).takeUnretainedValue(), message.opcode, message.bytes)
-            return
-        }
         // The reply is framed into the loop's cork and leaves with the others of this read.
         socket.send(message.opcode, message.bytes)
     }

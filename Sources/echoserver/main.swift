@@ -24,8 +24,9 @@ enum EchoServer {
             configuration.compression = options.compression.settings
             let loops = options.workers == 0 ? System.availableCPUs : options.workers
             let group = try LoopGroup(loopCount: loops)
-            let handler = EchoHandler(pubsub: options.pubsub)
-            let server = WebSocketServer(group: group, configuration: configuration, handler: handler)
+            let handler = EchoHandler()
+            let server = WebSocketServer(group: group, configuration: configuration,
+                                         handler: options.pubsub ? RoomHandler(echo: handler) : handler)
             handler.server.withLock { $0 = server }
             // SIGINT/SIGTERM: graceful shutdown; a second one exits at once. Installed before the startup
             // lines, so whoever reads them may signal at once.
