@@ -16,8 +16,9 @@ final class RoomHandler: WebSocketHandler {
         let name = String(request.path.dropFirst("/ws/room/".count))
         guard !name.isEmpty else { return }
         let topic = server.topic(name)
-        socket.subscribe(topic)
-        // The room rides in userData, unretained: the server keeps every topic it made for its lifetime.
+        guard socket.subscribe(topic) else { return }
+        // The room rides in userData, unretained: the connection's subscription keeps the topic alive
+        // for as long as it is open, and only an open connection receives messages.
         socket.userData = UInt64(UInt(bitPattern: Unmanaged.passUnretained(topic).toOpaque()))
     }
 

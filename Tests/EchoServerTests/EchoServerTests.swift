@@ -13,6 +13,22 @@ struct EchoServerTests {
 
     var loop: Loop { self.clients.loops[0] }
 
+    /// The whole HTTP response to `GET path`, as text.
+    func get(_ path: String, port: Int) async -> String {
+        String(decoding: await rawExchange(Array("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n".utf8), port: port, on: self.loop),
+               as: UTF8.self)
+    }
+
+    /// A client on `path` that has sent `count` texts and had each echoed, still open.
+    func echoedClient(_ count: Int, port: Int, path: String) async throws -> LoopBound<WebSocket> {
+        let probe = Probe()
+        let socket = try await connectClient(to: "ws://127.0.0.1:\(port)\(path)", on: self.loop, handler: probe).get()
+        _ = await probe.events.next()
+        socket.loop.execute { for i in 0..<count { socket.value.send(text: "\(i)") } }
+        for i in 0..<count { #expect(await probe.events.next() == .text("\(i)")) }
+        return socket
+    }
+
     @Test("echoes text and binary up to the limit with their own type; past it closes with 1009")
     func echoAndLimit() async throws {
         let server = try ServerProcess(["-max-message", "65536", "-quiet"])
@@ -37,20 +53,15 @@ struct EchoServerTests {
     func healthAnd404() async throws {
         let server = try ServerProcess(["-quiet"])
         defer { self.clients.shutdown(); server.stop() }
-        let probe = Probe()
-        let socket = try await connectClient(to: "ws://127.0.0.1:\(server.port)/ws/x", on: self.loop, handler: probe).get()
-        _ = await probe.events.next()
-        socket.loop.execute { for i in 0..<5 { socket.value.send(text: "\(i)") } }
-        for i in 0..<5 { #expect(await probe.events.next() == .text("\(i)")) }
+        let socket = try await self.echoedClient(5, port: server.port, path: "/ws/x")
+        defer { withExtendedLifetime(socket) {} }
 
-        let health = String(decoding: await rawExchange(Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
-                                                        port: server.port, on: self.loop), as: UTF8.self)
+        let health = await self.get("/health", port: server.port)
         #expect(health.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(health.contains("Content-Type: application/json"))
         #expect(health.hasSuffix("{\"status\":\"ok\",\"connections\":1,\"messages\":5,\"errors\":0}"))
 
-        let missing = String(decoding: await rawExchange(Array("GET /other HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
-                                                         port: server.port, on: self.loop), as: UTF8.self)
+        let missing = await self.get("/other", port: server.port)
         #expect(missing.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
         let outside = await connectClient(to: "ws://127.0.0.1:\(server.port)/chat", on: self.loop, handler: Probe())
         #expect(outside.failure?.message == "handshake failed: server answered '404 Not Found'")
@@ -60,14 +71,10 @@ struct EchoServerTests {
     func metrics() async throws {
         let server = try ServerProcess(["-quiet"])
         defer { self.clients.shutdown(); server.stop() }
-        let probe = Probe()
-        let socket = try await connectClient(to: "ws://127.0.0.1:\(server.port)/ws/m", on: self.loop, handler: probe).get()
-        _ = await probe.events.next()
-        socket.loop.execute { for i in 0..<7 { socket.value.send(text: "\(i)") } }
-        for i in 0..<7 { #expect(await probe.events.next() == .text("\(i)")) }
+        let socket = try await self.echoedClient(7, port: server.port, path: "/ws/m")
+        defer { withExtendedLifetime(socket) {} }
 
-        let response = String(decoding: await rawExchange(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
-                                                          port: server.port, on: self.loop), as: UTF8.self)
+        let response = await self.get("/metrics", port: server.port)
         #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(response.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"))
         let body = response.split(separator: "\r\n\r\n", maxSplits: 1).last.map(String.init) ?? ""
@@ -100,10 +107,7 @@ struct EchoServerTests {
         let roomB = try await open("/ws/room/b")
         let echo = try await open("/ws/echo")
         // Every member has joined once /metrics counts them.
-        func metrics() async -> String {
-            String(decoding: await rawExchange(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8), port: server.port,
-                                               on: self.loop), as: UTF8.self)
-        }
+        func metrics() async -> String { await self.get("/metrics", port: server.port) }
         while !(await metrics()).contains("strands_topic_subscribers{topic=\"a\"} 3\n") { await Task.yield() }
 
         let sender = roomA[1].1

@@ -121,6 +121,59 @@ struct TopicTests {
         #expect(topic.statistics.delivered >= 2 * total)
     }
 
+    @Test("rooms that peers name and leave do not pile up; a handle stays while held; another server's handle is refused")
+    func roomsGo() async throws {
+        /// Joins the room its path names, as echoserver -pubsub does.
+        final class Named: WebSocketHandler {
+            let joined = Events<Bool>()
+            func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) { self.joined.post(socket.subscribe(String(request.path))) }
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {}
+        }
+        let handler = Named()
+        let harness = try Harness(handler: handler)
+        defer { harness.shutdown() }
+        let table = harness.server.topicTable
+        var probes: [Probe] = []
+        var sockets: [LoopBound<WebSocket>] = []
+        for index in 0..<50 {
+            let probe = Probe()
+            sockets.append(try await harness.connect("/ws/room-\(index)", handler: probe).get())
+            _ = await probe.events.next()
+            #expect(await handler.joined.next())
+            probes.append(probe)
+        }
+        #expect(table.counts == (names: 50, ids: 50))
+        var kept: Topic? = harness.server.topic("/ws/room-7")
+        for (socket, probe) in zip(sockets, probes) {
+            socket.loop.execute { socket.value.close(code: .normalClosure) }
+            _ = await probe.events.next()
+        }
+        // Each room goes with its last member's close; the one this test holds stays, and is the same.
+        while table.counts != (names: 1, ids: 1) { await Task.yield() }
+        #expect(kept === harness.server.topic("/ws/room-7"))
+        kept = nil
+        #expect(table.counts == (names: 0, ids: 0))
+        // Ids are reused: a new room takes a freed one rather than growing every loop's list.
+        let fresh = harness.server.topic("new")
+        #expect(fresh.id < 50)
+
+        // A handle from another server's table is refused by this server's connections.
+        final class Foreign: WebSocketHandler {
+            let topic: Topic
+            let result = Events<Bool>()
+            init(_ topic: Topic) { self.topic = topic }
+            func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) { self.result.post(socket.subscribe(self.topic)) }
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {}
+        }
+        let foreign = Foreign(harness.server.topic("elsewhere"))
+        let other = try Harness(handler: foreign)
+        defer { other.shutdown() }
+        let probe = Probe()
+        _ = try await other.connect("/ws/x", handler: probe).get()
+        #expect(await foreign.result.next() == false)
+        #expect(foreign.topic.statistics.subscribers == 0)
+    }
+
     @Test("subscribe twice, unsubscribe, and a client connection cannot subscribe")
     func subscribeRules() async throws {
         let probe = Probe()

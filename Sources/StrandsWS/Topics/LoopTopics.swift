@@ -15,8 +15,9 @@ final class LoopTopics {
         self.loopIndex = loopIndex
     }
 
-    /// Adds `socket` to `topic`; false if it was subscribed already.
+    /// Adds `socket` to `topic`; false if it was subscribed already or the topic is another server's.
     func subscribe(_ socket: WebSocket, to topic: Topic) -> Bool {
+        guard topic.table === self.table else { return false }
         let cold = socket.coldState
         if cold.subscriptions.contains(where: { $0.topic === topic }) { return false }
         if self.members.count <= topic.id { self.members.append(contentsOf: repeatElement([], count: topic.id + 1 - self.members.count)) }
@@ -53,7 +54,8 @@ final class LoopTopics {
             }
         }
         self.members[topic.id].removeLast()
-        if last == 0 { topic.loopMask.bitwiseAnd(~self.loopBit, ordering: .releasing) }
+        // Loops from the 64th on share the top bit: it stays set once one of them had a subscriber.
+        if last == 0 && self.loopIndex < 63 { topic.loopMask.bitwiseAnd(~self.loopBit, ordering: .releasing) }
         topic.subscribed(-1)
     }
 

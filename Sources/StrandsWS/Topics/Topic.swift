@@ -5,20 +5,30 @@ import Synchronization
 ///
 /// Which loops have subscribers is one atomic word (a bit per loop, set on a loop's first subscriber,
 /// cleared on its last): a publish reads it once and reaches only those loops.
+///
+/// A topic lives while something holds it: a subscription, or a handle the application keeps. The table
+/// holds it weakly, so rooms that peers name and leave do not pile up; its id goes back to the table
+/// for the next new topic.
 public final class Topic: Sendable, CustomStringConvertible {
-    /// Dense per server, from 0: each loop keeps its subscribers in an array at this index.
+    /// Dense per server, from 0, reused once the topic is gone: each loop keeps its subscribers in an
+    /// array at this index.
     let id: Int
     public let name: String
+    /// The server's table that made it (a handle is only good on that server's connections).
+    let table: TopicTable
     let loopMask = Atomic<UInt64>(0)
     private let subscriberCount = Atomic<Int>(0)
     private let publishedCount = Atomic<Int>(0)
     private let deliveredCount = Atomic<Int>(0)
     private let droppedCount = Atomic<Int>(0)
 
-    init(id: Int, name: String) {
+    init(id: Int, name: String, table: TopicTable) {
         self.id = id
         self.name = name
+        self.table = table
     }
+
+    deinit { self.table.gone(self) }
 
     public var description: String { self.name }
 
@@ -46,10 +56,18 @@ public struct TopicStatistics: Sendable, Equatable {
     public var dropped: Int
 }
 
-/// A server's topics by name. Locked, but only to intern a name (at subscribe time, or when a caller
-/// looks a handle up); a publish through a handle never touches it.
+/// A server's topics by name, held weakly. Locked, but only to intern a name (at subscribe time, or
+/// when a caller looks a handle up) and when a topic goes; a publish through a handle never touches it.
 final class TopicTable: Sendable {
-    private let byName = Mutex<[String: Topic]>([:])
+    private struct Entry {
+        weak var topic: Topic?
+    }
+    private struct State {
+        var byName: [String: Entry] = [:]
+        var freeIDs: [Int] = []
+        var nextID = 0
+    }
+    private let state = Mutex(State())
     /// Loops beyond 64 share the top bit of a topic's loop mask (they are then always reached).
     let loopCount: Int
     /// The server, for a connection's publish to reach the other loops. Set once in the server's init,
@@ -59,15 +77,41 @@ final class TopicTable: Sendable {
     init(loopCount: Int) { self.loopCount = loopCount }
 
     func topic(_ name: String) -> Topic {
-        self.byName.withLock { table in
-            if let topic = table[name] { return topic }
-            let made = Topic(id: table.count, name: name)
-            table[name] = made
+        self.state.withLock { state in
+            if let topic = state.byName[name]?.topic { return topic }
+            let id: Int
+            if let free = state.freeIDs.popLast() {
+                id = free
+            } else {
+                id = state.nextID
+                state.nextID += 1
+            }
+            let made = Topic(id: id, name: name, table: self)
+            state.byName[name] = Entry(topic: made)
             return made
         }
     }
 
-    var all: [Topic] { self.byName.withLock { Array($0.values) } }
+    /// Topics alive now.
+    var all: [Topic] { self.state.withLock { $0.byName.values.compactMap(\.topic) } }
+
+    /// Names interned and ids in use, for tests: both shrink as topics go.
+    var counts: (names: Int, ids: Int) { self.state.withLock { ($0.byName.count, $0.nextID - $0.freeIDs.count) } }
+
+    /// `topic` is being freed (nothing subscribes or holds it, so no loop lists it): its id is free, and
+    /// its name too unless a new topic of that name was made meanwhile.
+    ///
+    /// Every strong reference a weak load makes here leaves the lock with the result: released inside,
+    /// it could be a topic's last and run its deinit, which takes this lock again.
+    fileprivate func gone(_ topic: Topic) {
+        let current: Topic? = self.state.withLock { state in
+            let current = state.byName[topic.name]?.topic
+            if current == nil { state.byName[topic.name] = nil }
+            state.freeIDs.append(topic.id)
+            return current
+        }
+        withExtendedLifetime(current) {}
+    }
 
     static func bit(ofLoop index: Int) -> UInt64 { 1 << UInt64(min(index, 63)) }
 }
