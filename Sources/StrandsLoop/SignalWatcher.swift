@@ -83,7 +83,9 @@ extension LoopGroup {
         let arrived = BlockingQueue<Int32>()
         guard let watcher = self.watchSignals(signals, { arrived.post($0) }) else { return 0 }
         let signo = arrived.wait()
-        watcher.loop.execute { watcher.value.cancel() }
+        // Waited for, not queued: a process that returns from main at once runs libuv's destructor,
+        // which closes the pipe signal handles lock, and a uv_close after that aborts.
+        _ = watcher.loop.runAndWait { watcher.value.cancel() }
         return signo
     }
 

@@ -131,7 +131,9 @@ extension WebSocketServer {
             LoopBound(loop.scheduleTimer(after: gracePeriod) { events.post(.timedOut) }, loop: loop)
         }
         _ = events.wait()  // Closed, the grace period over, or a second signal.
-        loop.execute {
+        // Wait for the cancel: if the caller returns from main at once, exit() runs libuv's destructor,
+        // which closes the pipe its signal handles lock, and a uv_close still to come aborts.
+        _ = loop.runAndWait {
             watcher.value.cancel()
             timer?.value.cancel()
         }
