@@ -35,6 +35,11 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     public let index: Int
     /// Per-loop singletons of higher layers, by type; see ``local(_:make:)``.
     private var locals: [ObjectIdentifier: AnyObject] = [:]
+    /// Run on every wake-up after the inbox: higher layers' lock-free hand-offs (see ``wake()``).
+    private var wakeHandlers: [() -> Void] = []
+    /// Bit 0: the wake-up handle is closing, ``wake()`` must not touch it. Above: twice the number of
+    /// ``wake()`` calls inside `uv_async_send` now, which shutdown waits out before it closes the handle.
+    private let wakeState = Atomic<Int>(0)
 
     /// The loop's one cork (see ``Cork``): what the connection whose read is being handled (or inside
     /// `withCork`) writes leaves in one write when it lets go.
@@ -67,7 +72,9 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         self.uvLoop.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_async_init(self.uvLoop, self.wakeup) { handle in
             guard let handle, let data = handle.pointee.loop.pointee.data else { return }
-            Unmanaged<Loop>.fromOpaque(data).takeUnretainedValue().drainInbox()
+            let loop = Unmanaged<Loop>.fromOpaque(data).takeUnretainedValue()
+            loop.drainInbox()
+            for handler in loop.wakeHandlers { handler() }
         }
         self.wakeup.pointee.data = nil  // Marks the handle as the loop's own during shutdown walks.
     }
@@ -129,6 +136,7 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         }
         self.closeResult = rc
         self.locals = [:]  // Per-loop objects often hold the loop: let the cycle go with the loop.
+        self.wakeHandlers = []
         self.runningThread.store(0, ordering: .releasing)
     }
 
@@ -160,6 +168,28 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         if first { uv_async_send(self.wakeup) }
     }
 
+    /// Wakes the loop from any thread without a lock: its wake handlers (``addWakeHandler(_:)``) run in
+    /// its next iteration. For hand-offs that keep their own lock-free queue and call this when it
+    /// turns non-empty; like ``execute(_:)``, a burst costs one system call.
+    /// - Returns: `false` once the loop is shutting down.
+    @discardableResult
+    package func wake() -> Bool {
+        if self.wakeState.add(2, ordering: .acquiring).newValue & 1 != 0 {
+            self.wakeState.subtract(2, ordering: .relaxed)
+            return false
+        }
+        uv_async_send(self.wakeup)
+        self.wakeState.subtract(2, ordering: .releasing)
+        return true
+    }
+
+    /// Calls `handler` on every wake-up of this loop, after the tasks of ``execute(_:)``, until the
+    /// loop ends. Loop-confined.
+    package func addWakeHandler(_ handler: @escaping () -> Void) {
+        self.assertInLoop()
+        self.wakeHandlers.append(handler)
+    }
+
     private func drainInbox() {
         let shutdownNow = self.inbox.withLock { inbox -> Bool in
             swap(&inbox.tasks, &self.running)
@@ -173,6 +203,11 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     private func beginShutdown() {
         guard !self.isShuttingDown else { return }
         self.isShuttingDown = true
+        // No `wake()` may touch the handle once it closes: refuse new ones, wait out those inside
+        // uv_async_send (a few instructions each).
+        self.wakeState.bitwiseOr(1, ordering: .acquiringAndReleasing)
+        while self.wakeState.load(ordering: .acquiring) > 1 { sched_yield() }
+        for handler in self.wakeHandlers { handler() }  // What was handed off before the door shut.
         // Tasks that raced in before `closed` was set still run: drain once more before the handle goes.
         self.inbox.withLock { inbox in swap(&inbox.tasks, &self.running) }
         for task in self.running { task() }

@@ -63,6 +63,55 @@ struct TopicTests {
         #expect(counts.dropped == 0)
     }
 
+    @Test("four threads publish at once through the lock-free inboxes: members on both loops get every message, each thread's in order")
+    func publishersAtOnce() async throws {
+        /// Client side: checks each publisher's sequence as it arrives.
+        final class Sequences: WebSocketHandler {
+            let next = Mutex<[Int]>([0, 0, 0, 0])
+            let received = Atomic<Int>(0)
+            let outOfOrder = Atomic<Int>(0)
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+                let parts = message.text.split(separator: ":")
+                guard parts.count == 2, let thread = Int(parts[0]), let index = Int(parts[1]), (0..<4).contains(thread) else {
+                    self.outOfOrder.add(1, ordering: .relaxed)
+                    return
+                }
+                let inOrder = self.next.withLock { next in
+                    defer { next[thread] = index + 1 }
+                    return next[thread] == index
+                }
+                if !inOrder { self.outOfOrder.add(1, ordering: .relaxed) }
+                self.received.add(1, ordering: .releasing)
+            }
+        }
+        let handler = RoomHandler()
+        let harness = try Harness(handler: handler)
+        defer { harness.shutdown() }
+        let members = (0..<8).map { _ in Sequences() }
+        for member in members { _ = try await harness.connect("/ws/room", handler: member).get() }
+        for _ in members { #expect(await handler.joined.next() == 1) }
+        #expect(handler.loops.withLock { $0.count } == 2)
+        let topic = harness.server.topic("room")
+        let server = harness.server
+        let perThread = 5_000
+        await withTaskGroup(of: Void.self) { group in
+            for thread in 0..<4 {
+                group.addTask {
+                    for index in 0..<perThread { _ = server.publish(topic, text: "\(thread):\(index)") }
+                }
+            }
+        }
+        let total = 4 * perThread
+        while members.contains(where: { $0.received.load(ordering: .acquiring) < total }) { await Task.yield() }
+        for member in members {
+            #expect(member.received.load(ordering: .acquiring) == total)
+            #expect(member.outOfOrder.load(ordering: .relaxed) == 0)
+        }
+        while topic.statistics.delivered < total * members.count { await Task.yield() }
+        #expect(topic.statistics.published == total)
+        #expect(topic.statistics.dropped == 0)
+    }
+
     @Test("a member that never reads costs at most its send cap and is closed; the others get all 256 MiB")
     func stuckMember() async throws {
         /// Server side: every connection joins "feed"; the one on /ws/stuck is kept to be watched.

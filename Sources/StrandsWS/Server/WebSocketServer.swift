@@ -13,6 +13,8 @@ public final class WebSocketServer: Sendable {
     let registries: [LoopBound<ConnectionRegistry>]
     private let listeners = Locked<[TCPServer]>([])
     let topicTable: TopicTable
+    /// Each loop's inbox of messages published on other threads, by loop index.
+    let topicInboxes: [TopicInbox]
 
     public init(group: LoopGroup, configuration: WebSocketConfiguration = WebSocketConfiguration(),
                 handler: any WebSocketHandler) {
@@ -21,12 +23,14 @@ public final class WebSocketServer: Sendable {
         self.handler = handler
         let table = TopicTable(loopCount: group.loops.count)
         self.topicTable = table
+        let inboxes = group.loops.enumerated().map { TopicInbox(loop: $1, index: $0) }
+        self.topicInboxes = inboxes
         // Each registry is made on its own loop: it holds that loop's context.
         self.registries = group.loops.enumerated().map { index, loop in
             let made = loop.runAndWait {
                 let registry = ConnectionRegistry(handler: handler, configuration: configuration,
                                                   context: WebSocketLoopContext.on(loop), isClient: false)
-                registry.topics = LoopTopics(table: table, loopIndex: index)
+                registry.topics = LoopTopics(table: table, inbox: inboxes[index])
                 return LoopBound(registry, loop: loop)
             }
             guard let made else { preconditionFailure("a WebSocketServer needs a running LoopGroup") }

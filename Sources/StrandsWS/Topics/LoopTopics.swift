@@ -2,17 +2,31 @@
 /// on each connection the list of its subscriptions with its place in each array, so that subscribing,
 /// unsubscribing and a connection's close cost O(its subscriptions), never a search of a topic's
 /// members. Loop-confined; owned by the server's registry for this loop.
+///
+/// Delivery is once per loop turn: messages published on this loop during its reads, and those other
+/// threads pushed to its ``TopicInbox``, wait in `pending` until the loop's I/O callbacks are done
+/// (a `uv_check`), and each run of messages for one topic then reaches each subscriber in one write.
 final class LoopTopics {
     let table: TopicTable
     /// This loop's bit in every topic's loop mask.
     let loopBit: UInt64
     let loopIndex: Int
+    let loop: Loop
+    let inbox: TopicInbox
     private var members: [[Unmanaged<WebSocket>]] = []
+    /// Messages waiting for this turn's flush, in publishing order.
+    private var pending: [TopicMessage] = []
+    /// Made on first use, so a server without topics adds nothing to a loop's turn.
+    private var flushCheck: LoopCheck?
 
-    init(table: TopicTable, loopIndex: Int) {
+    /// On the loop's thread.
+    init(table: TopicTable, inbox: TopicInbox) {
         self.table = table
-        self.loopBit = TopicTable.bit(ofLoop: loopIndex)
-        self.loopIndex = loopIndex
+        self.loopBit = TopicTable.bit(ofLoop: inbox.index)
+        self.loopIndex = inbox.index
+        self.loop = inbox.loop
+        self.inbox = inbox
+        self.loop.addWakeHandler { [weak self] in self?.takeInbox() }
     }
 
     /// Adds `socket` to `topic`; false if it was subscribed already or the topic is another server's.
@@ -59,17 +73,63 @@ final class LoopTopics {
         topic.subscribed(-1)
     }
 
-    /// Writes `message` to every subscriber of `topic` on this loop.
-    func deliver(_ message: TopicMessage, to topic: Topic) {
-        guard topic.id < self.members.count else { return }
+    /// Queues a message published on this loop. Inside a read (the cork is held) it waits for the
+    /// turn's flush, with whatever else the reads publish; anywhere else (a timer, a task) it goes now,
+    /// as no flush may come before the loop next blocks.
+    func enqueue(_ message: TopicMessage) {
+        self.pending.append(message)
+        if self.loop.cork.pointee.owner != nil { self.scheduleFlush() } else { self.flush() }
+    }
+
+    private func takeInbox() {
+        let before = self.pending.count
+        self.inbox.takeAll(into: &self.pending)
+        if self.pending.count > before { self.scheduleFlush() }
+    }
+
+    private func scheduleFlush() {
+        guard self.flushCheck == nil, !self.loop.isShuttingDown else { return }
+        self.flushCheck = self.loop.afterEachPoll { [unowned self] in self.flush() }
+    }
+
+    /// Delivers what is pending: each run of consecutive messages for one topic reaches each of its
+    /// subscribers here in one write (publishing order is kept, across topics too).
+    func flush() {
+        guard !self.pending.isEmpty else { return }
+        var start = 0
+        let count = self.pending.count
+        while start < count {
+            let topic = self.pending[start].topic
+            var end = start + 1
+            while end < count && self.pending[end].topic === topic { end += 1 }
+            self.deliver(start..<end, to: topic)
+            start = end
+        }
+        // Keep the array for the next turn unless a burst made it large.
+        self.pending.removeAll(keepingCapacity: self.pending.capacity <= 4096)
+    }
+
+    private func deliver(_ run: Range<Int>, to topic: Topic) {
+        guard topic.id < self.members.count, !self.members[topic.id].isEmpty else { return }
         var delivered = 0
         var dropped = 0
-        message.frame.withUnsafeBytes { frame in
-            // A subscriber that fails (over its cap, with the close policy) leaves the list only when
-            // its transport closes, later: the array does not change under this loop.
-            for member in self.members[topic.id] {
-                let accepted = member._withUnsafeGuaranteedRef { $0.writePreframed(frame).isAccepted }
-                if accepted { delivered += 1 } else { dropped += 1 }
+        // A subscriber that fails (over its cap, with the close policy) leaves the list only when its
+        // transport closes, later: the array does not change under this loop.
+        let members = self.members[topic.id]
+        if run.count == 1 {
+            let frame = self.pending[run.lowerBound].frame
+            for member in members {
+                if member._withUnsafeGuaranteedRef({ $0.writePreframed(frame).isAccepted }) { delivered += 1 } else { dropped += 1 }
+            }
+        } else {
+            for member in members {
+                member._withUnsafeGuaranteedRef { socket in
+                    socket.withCork {
+                        for index in run {
+                            if socket.writePreframed(self.pending[index].frame).isAccepted { delivered += 1 } else { dropped += 1 }
+                        }
+                    }
+                }
             }
         }
         topic.countDeliveries(delivered, dropped: dropped)

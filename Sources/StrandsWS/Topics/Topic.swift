@@ -117,17 +117,95 @@ final class TopicTable: Sendable {
 }
 
 /// A published message, framed once (a server's frames are not masked, so every subscriber gets the
-/// same bytes); shared read-only by the loops that deliver it.
-final class TopicMessage: Sendable {
-    let frame: [UInt8]
+/// same bytes) in one allocation: the header, then a link word per loop (the message's place in that
+/// loop's ``TopicInbox``), then the frame. Immutable once handed off, but for the links, each written by
+/// the publisher before the push that publishes it and read by that loop alone.
+final class TopicMessage: ManagedBuffer<TopicMessage.Header, UInt64> {  // Crosses threads as a retained pointer.
+    struct Header {
+        let topic: Topic
+        let frameLength: Int
+        let links: Int
+    }
 
-    init(opcode: Opcode, payload: UnsafeRawBufferPointer) {
-        let header = FrameHeader.length(payloadLength: payload.count, masked: false)
-        self.frame = [UInt8](unsafeUninitializedCapacity: header + payload.count) { buffer, count in
-            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
-            _ = FrameHeader.write(opcode: opcode, fin: true, payloadLength: payload.count, maskKey: nil, into: base)
-            if payload.count > 0 { (base + header).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
-            count = header + payload.count
+    static func make(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer, loops: Int) -> TopicMessage {
+        let headerLength = FrameHeader.length(payloadLength: payload.count, masked: false)
+        let frameLength = headerLength + payload.count
+        let made = TopicMessage.create(minimumCapacity: loops + (frameLength + 7) / 8) { _ in
+            Header(topic: topic, frameLength: frameLength, links: loops)
         }
+        let message = unsafeDowncast(made, to: TopicMessage.self)
+        message.withUnsafeMutablePointerToElements { words in
+            words.initialize(repeating: 0, count: loops)
+            let frame = UnsafeMutableRawPointer(words + loops)
+            _ = FrameHeader.write(opcode: opcode, fin: true, payloadLength: payload.count, maskKey: nil, into: frame)
+            if payload.count > 0 { (frame + headerLength).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+        }
+        return message
+    }
+
+    var topic: Topic { self.header.topic }
+
+    /// The frame's bytes, valid while the message is held.
+    @inline(__always)
+    var frame: UnsafeRawBufferPointer {
+        self.withUnsafeMutablePointers { header, words in
+            UnsafeRawBufferPointer(start: words + header.pointee.links, count: header.pointee.frameLength)
+        }
+    }
+
+    /// The word that links this message to the next in loop `index`'s inbox.
+    @inline(__always)
+    func link(_ index: Int) -> UnsafeMutablePointer<UInt64> {
+        self.withUnsafeMutablePointerToElements { $0 + index }
+    }
+}
+
+/// A loop's lock-free inbox of published messages from other threads: a stack that producers push onto
+/// with one compare-and-swap and the loop takes whole with one exchange (so no ABA: nothing is ever
+/// popped alone). The push that finds it empty wakes the loop (``Loop/wake()``, lock-free too); the
+/// loop puts what it takes back in publishing order.
+final class TopicInbox: Sendable {
+    let loop: Loop
+    let index: Int
+    /// The newest message (a retained `TopicMessage`'s address), 0 when empty.
+    private let head = Atomic<UInt64>(0)
+
+    init(loop: Loop, index: Int) {
+        self.loop = loop
+        self.index = index
+    }
+
+    deinit {
+        var left: [TopicMessage] = []
+        self.takeAll(into: &left)
+    }
+
+    /// Any thread.
+    func push(_ message: TopicMessage) {
+        let node = UInt64(UInt(bitPattern: Unmanaged.passRetained(message).toOpaque()))
+        let link = message.link(self.index)
+        var old = self.head.load(ordering: .relaxed)
+        while true {
+            link.pointee = old
+            let (exchanged, current) = self.head.compareExchange(expected: old, desired: node,
+                                                                 successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { break }
+            old = current
+        }
+        // A loop that is closing drops what is left when its inbox goes (deinit).
+        if old == 0 { self.loop.wake() }
+    }
+
+    /// Appends everything pushed so far to `pending`, oldest first. The loop's thread only.
+    func takeAll(into pending: inout [TopicMessage]) {
+        var node = self.head.exchange(0, ordering: .acquiring)
+        guard node != 0 else { return }
+        let start = pending.count
+        while node != 0 {
+            let message = Unmanaged<TopicMessage>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(node))!).takeRetainedValue()
+            node = message.link(self.index).pointee
+            pending.append(message)
+        }
+        pending[start...].reverse()
     }
 }

@@ -1,10 +1,9 @@
-// Topics (publish/subscribe) on a server's connections. A publish frames the message once and hands the
-// one immutable frame to each loop that has subscribers (a bit per loop in the topic); each loop writes
-// it to its subscribers, held to their send caps. Subscriptions end when a connection closes.
-//
-// This is the first step: loops other than the publisher's are reached through `Loop.execute` (its
-// inbox lock, once per loop per publish); deflate subscribers get the frame uncompressed (RSV1 clear,
-// which RFC 7692 allows on any message).
+// Topics (publish/subscribe) on a server's connections. A publish frames the message once, into one
+// immutable buffer handed to each loop that has subscribers (a bit per loop in the topic): pushed onto
+// that loop's lock-free inbox, or queued directly on the publisher's own loop. Each loop delivers once
+// per turn, a run of messages for a topic in one write per subscriber, held to the send caps.
+// Subscriptions end when a connection closes. Deflate subscribers get the frame uncompressed (RSV1
+// clear, which RFC 7692 allows on any message).
 
 extension WebSocketServer {
     /// The topic called `name`, made on first use; the same handle for the same name, from any thread.
@@ -18,7 +17,8 @@ extension WebSocketServer {
     @discardableResult
     public func publish(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Int {
         precondition(opcode == .text || opcode == .binary, "publish text or binary messages")
-        return self.publish(topic, TopicMessage(opcode: opcode, payload: payload), skipping: -1)
+        guard topic.table === self.topicTable else { return 0 }
+        return self.publish(TopicMessage.make(topic, opcode, payload, loops: self.topicInboxes.count), skipping: -1)
     }
 
     @discardableResult
@@ -27,19 +27,27 @@ extension WebSocketServer {
         return text.withUTF8 { self.publish(topic, .text, UnsafeRawBufferPointer($0)) }
     }
 
-    /// Hands `message` to every loop with subscribers but `skipping` (a loop index; it delivered already).
-    func publish(_ topic: Topic, _ message: TopicMessage, skipping: Int) -> Int {
+    /// Hands `message` to every loop with subscribers but `skipping` (a loop index; it has it already).
+    /// No lock: one atomic load of the topic's loop mask, then a push per loop reached.
+    func publish(_ message: TopicMessage, skipping: Int) -> Int {
+        let topic = message.topic
         topic.countPublished()
         var mask = topic.loopMask.load(ordering: .acquiring)
         var reached = 0
+        let inboxes = self.topicInboxes
         while mask != 0 {
             let bit = mask.trailingZeroBitCount
             mask &= mask - 1
             // Loops past the 63rd share bit 63: all of them are reached when it is set.
-            let loops = bit < 63 ? bit..<(bit + 1) : 63..<max(64, self.registries.count)
-            for index in loops where index < self.registries.count && index != skipping {
-                let registry = self.registries[index]
-                if registry.loop.execute({ registry.value.topics?.deliver(message, to: topic) }) { reached += 1 }
+            let loops = bit < 63 ? bit..<(bit + 1) : 63..<max(64, inboxes.count)
+            for index in loops where index < inboxes.count && index != skipping {
+                let inbox = inboxes[index]
+                if inbox.loop.inEventLoop {
+                    self.registries[index].unsafeValue.topics?.enqueue(message)
+                } else {
+                    inbox.push(message)
+                }
+                reached += 1
             }
         }
         return reached
@@ -75,10 +83,11 @@ extension WebSocket {
     /// every loop of the server: this loop's at once, the others' when they next run.
     @discardableResult
     public func publish(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Bool {
-        guard opcode == .text || opcode == .binary, let topics = self.registry.topics, let server = topics.table.server else { return false }
-        let message = TopicMessage(opcode: opcode, payload: payload)
-        topics.deliver(message, to: topic)
-        _ = server.publish(topic, message, skipping: topics.loopIndex)
+        guard opcode == .text || opcode == .binary, let topics = self.registry.topics, topic.table === topics.table,
+              let server = topics.table.server else { return false }
+        let message = TopicMessage.make(topic, opcode, payload, loops: server.topicInboxes.count)
+        if topic.loopMask.load(ordering: .relaxed) & topics.loopBit != 0 { topics.enqueue(message) }
+        _ = server.publish(message, skipping: topics.loopIndex)
         return true
     }
 
