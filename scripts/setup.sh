@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Strands needs on a fresh Debian/Ubuntu machine: libuv's and zlib's headers and pkg-config to build,
-# and Python 3 with venv for the scripts (Autobahn's kosoku, the interop server, port probes).
+# Python 3 with venv for the scripts (Autobahn's kosoku, the interop server, port probes), and redis-server for
+# the Redis bridge's tests (each test starts its own on a free loopback port).
 # Swift itself (6.1 or later) must already be on PATH.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ pkg-config --exists libuv 2>/dev/null || need+=(libuv1-dev pkg-config)
 pkg-config --exists zlib 2>/dev/null || need+=(zlib1g-dev)
 # Debian ships venv's pip bootstrap (ensurepip) separately, in python3-venv.
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3 python3-venv)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
@@ -22,3 +24,4 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/n
 pkg-config --exists libuv || { echo "setup: libuv still not found by pkg-config" >&2; exit 1; }
 pkg-config --exists zlib || { echo "setup: zlib still not found by pkg-config" >&2; exit 1; }
 python3 -c 'import ensurepip, venv' || { echo "setup: python3 with venv still missing" >&2; exit 1; }
+command -v redis-server >/dev/null || { echo "setup: redis-server still missing" >&2; exit 1; }

@@ -5,6 +5,8 @@ import StrandsWS
 final class EchoHandler: WebSocketHandler {
     /// Set once the server exists; read by /health on any loop.
     let server = Locked<WebSocketServer?>(nil)
+    /// With -redis.
+    let bridge = Locked<RedisBridge?>(nil)
 
     func shouldUpgrade(_ request: HTTPRequest) -> UpgradeDecision {
         request.path.hasPrefix("/ws/") ? .accept() : .reject(status: 404)
@@ -12,14 +14,17 @@ final class EchoHandler: WebSocketHandler {
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
         let stats = self.server.withLock { $0 }?.statistics() ?? WebSocketStatistics()
-        if request.path == "/metrics" { return Self.metrics(stats, topics: self.server.withLock { $0 }?.topics ?? []) }
+        if request.path == "/metrics" {
+            return Self.metrics(stats, topics: self.server.withLock { $0 }?.topics ?? [],
+                                redis: self.bridge.withLock { $0 }?.statistics)
+        }
         guard request.path == "/health" else { return .status(404) }
         let body = "{\"status\":\"ok\",\"connections\":\(stats.open),\"messages\":\(stats.messagesReceived),\"errors\":\(stats.errors)}"
         return HTTPResponse(status: 200, contentType: "application/json", body: body)
     }
 
     /// The counters every loop keeps (relaxed atomics, one writer each), summed when scraped.
-    static func metrics(_ stats: WebSocketStatistics, topics: [Topic]) -> HTTPResponse {
+    static func metrics(_ stats: WebSocketStatistics, topics: [Topic], redis: RedisBridgeStatistics?) -> HTTPResponse {
         var text = PrometheusText()
         text.add("strands_connections_open", .gauge, help: "WebSocket connections open now.", value: stats.open)
         text.add("strands_connections_opened_total", .counter, help: "WebSocket connections opened (upgrades completed).",
@@ -46,6 +51,16 @@ final class EchoHandler: WebSocketHandler {
             text.add("strands_topic_dropped_total", .counter,
                      help: "Deliveries refused: a subscriber over its send cap or closing.", value: counts.dropped,
                      labels: [("topic", name)])
+        }
+        if let redis {
+            text.add("strands_redis_connected", .gauge, help: "1 while both connections to Redis are up.",
+                     value: redis.state == .connected ? 1 : 0)
+            text.add("strands_redis_channels", .gauge, help: "Redis channels subscribed: rooms with a member here.", value: redis.channels)
+            text.add("strands_redis_connects_total", .counter, help: "Times the connections to Redis came up.", value: redis.connects)
+            text.add("strands_redis_published_total", .counter, help: "Messages sent to Redis.", value: redis.published)
+            text.add("strands_redis_received_total", .counter, help: "Messages from other processes through Redis.", value: redis.received)
+            text.add("strands_redis_lost_total", .counter, help: "Messages not forwarded to Redis (down or too slow).", value: redis.lost)
+            text.add("strands_redis_invalid_total", .counter, help: "Messages from Redis refused as malformed.", value: redis.invalid)
         }
         return HTTPResponse(status: 200, contentType: PrometheusText.contentType, body: text.text)
     }

@@ -48,6 +48,10 @@ struct EchoServerCommand: ParsableCommand {
           help: "Rooms: a connection on /ws/room/NAME joins room NAME, and every message it sends goes to every member (itself too).")
     var pubsub = false
 
+    @Option(name: [.customLong("redis", withSingleDash: true), .long],
+            help: "With -pubsub: rooms span every echoserver on this Redis (HOST:PORT), through its pub/sub.")
+    var redis: String?
+
     @Flag(name: [.customLong("quiet", withSingleDash: true), .long], help: "No stats line.")
     var quiet = false
 
@@ -57,6 +61,14 @@ struct EchoServerCommand: ParsableCommand {
     @Option(name: [.customLong("parent-pid", withSingleDash: true), .long],
             help: "Shut down as on SIGTERM when this process, which must be the one starting echoserver, ends.")
     var parentPID: Int32?
+
+    /// HOST:PORT, [IPv6]:PORT.
+    static func redisAddress(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
 
     func validate() throws {
         guard (0...65535).contains(self.port) else { throw ValidationError("-port \(self.port): expected 0...65535") }
@@ -72,6 +84,10 @@ struct EchoServerCommand: ParsableCommand {
             throw ValidationError("-idle-timeout \(self.idleTimeout): expected 0...86400 seconds (0 = off)")
         }
         guard !self.host.isEmpty else { throw ValidationError("-host must not be empty") }
+        if let redis = self.redis {
+            guard self.pubsub else { throw ValidationError("-redis \(redis): needs -pubsub") }
+            guard Self.redisAddress(redis) != nil else { throw ValidationError("-redis \(redis): expected HOST:PORT, PORT in 1...65535") }
+        }
         guard self.statsInterval >= 0.1 && self.statsInterval <= 86400 else {
             throw ValidationError("-stats-interval \(self.statsInterval): expected 0.1...86400 seconds")
         }

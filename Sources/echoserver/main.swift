@@ -28,6 +28,11 @@ enum EchoServer {
             let server = WebSocketServer(group: group, configuration: configuration,
                                          handler: options.pubsub ? RoomHandler(echo: handler) : handler)
             handler.server.withLock { $0 = server }
+            if let redis = options.redis, let address = EchoServerCommand.redisAddress(redis) {
+                let bridge = RedisBridge(server: server, configuration: RedisBridgeConfiguration(host: address.host, port: address.port))
+                bridge.start()
+                handler.bridge.withLock { $0 = bridge }
+            }
             // SIGINT/SIGTERM: graceful shutdown; a second one exits at once. Installed before the startup
             // lines, so whoever reads them may signal at once.
             let signals = DispatchQueue(label: "signals")
@@ -78,7 +83,8 @@ enum EchoServer {
                 : address.isIPv6 ? "[\(address.host)]" : address.host
             Output.line("echoserver: listening on \(address) with \(loops) worker loop\(loops == 1 ? "" : "s"), "
                 + "max message \(options.maxMessage) bytes"
-                + (options.compression == .off ? "" : ", permessage-deflate \(options.compression.rawValue)"))
+                + (options.compression == .off ? "" : ", permessage-deflate \(options.compression.rawValue)")
+                + (options.pubsub ? ", rooms on /ws/room/NAME" : "") + (options.redis.map { " through Redis at \($0)" } ?? ""))
             Output.line("echoserver: WebSocket endpoint ws://\(shown):\(address.port)/ws/ (any path under /ws/)")
             Output.line("echoserver: health check http://\(shown):\(address.port)/health, metrics /metrics")
 

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A WebSocket server on every loop of a group: the HTTP upgrade, then ``WebSocket`` connections driven
 /// by one ``WebSocketHandler``.
 ///
@@ -15,6 +17,12 @@ public final class WebSocketServer: Sendable {
     let topicTable: TopicTable
     /// Each loop's inbox of messages published on other threads, by loop index.
     let topicInboxes: [TopicInbox]
+    /// What a ``RedisBridge`` sends out (on the first loop, after the loops' links in a message).
+    let bridgeInbox: TopicInbox
+    /// Whether a bridge takes what is pushed to `bridgeInbox`.
+    let bridgeAttached = Atomic<Bool>(false)
+    /// Link words in each message: one per loop and one for the bridge.
+    var messageLinks: Int { self.topicInboxes.count + 1 }
 
     public init(group: LoopGroup, configuration: WebSocketConfiguration = WebSocketConfiguration(),
                 handler: any WebSocketHandler) {
@@ -25,6 +33,7 @@ public final class WebSocketServer: Sendable {
         self.topicTable = table
         let inboxes = group.loops.enumerated().map { TopicInbox(loop: $1, index: $0) }
         self.topicInboxes = inboxes
+        self.bridgeInbox = TopicInbox(loop: group.loops[0], index: inboxes.count)
         // Each registry is made on its own loop: it holds that loop's context.
         self.registries = group.loops.enumerated().map { index, loop in
             let made = loop.runAndWait {

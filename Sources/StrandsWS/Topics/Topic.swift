@@ -41,7 +41,11 @@ public final class Topic: Sendable, CustomStringConvertible {
                         dropped: self.droppedCount.load(ordering: .relaxed))
     }
 
-    func subscribed(_ delta: Int) { self.subscriberCount.add(delta, ordering: .relaxed) }
+    func subscribed(_ delta: Int) {
+        let now = self.subscriberCount.add(delta, ordering: .relaxed).newValue
+        // Its first subscriber in the process, or its last gone: the Redis bridge (un)subscribes.
+        if now == 0 || now == delta { self.table.subscribersChanged(self) }
+    }
     func countPublished() { self.publishedCount.add(1, ordering: .relaxed) }
     func countDeliveries(_ delivered: Int, dropped: Int) {
         if delivered > 0 { self.deliveredCount.add(delivered, ordering: .relaxed) }
@@ -74,7 +78,17 @@ final class TopicTable: Sendable {
     /// before any connection exists; weak, as the server owns the table.
     nonisolated(unsafe) weak var server: WebSocketServer?
 
+    /// Told when a topic gets its first subscriber or loses its last (the Redis bridge).
+    private let watcher = Mutex<(@Sendable (Topic) -> Void)?>(nil)
+
     init(loopCount: Int) { self.loopCount = loopCount }
+
+    func watchSubscribers(_ watcher: (@Sendable (Topic) -> Void)?) { self.watcher.withLock { $0 = watcher } }
+
+    func subscribersChanged(_ topic: Topic) {
+        guard let watcher = self.watcher.withLock({ $0 }) else { return }
+        watcher(topic)
+    }
 
     func topic(_ name: String) -> Topic {
         self.state.withLock { state in
@@ -129,17 +143,26 @@ final class TopicMessage: ManagedBuffer<TopicMessage.Header, UInt64> {  // Cross
 
     static func make(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer, loops: Int) -> TopicMessage {
         let headerLength = FrameHeader.length(payloadLength: payload.count, masked: false)
-        let frameLength = headerLength + payload.count
+        let message = Self.allocate(topic, frameLength: headerLength + payload.count, loops: loops)
+        let frame = UnsafeMutableRawPointer(mutating: message.frame.baseAddress!)
+        _ = FrameHeader.write(opcode: opcode, fin: true, payloadLength: payload.count, maskKey: nil, into: frame)
+        if payload.count > 0 { (frame + headerLength).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+        return message
+    }
+
+    /// A message whose frame is made already (one that came through Redis, checked).
+    static func make(_ topic: Topic, frame: UnsafeRawBufferPointer, loops: Int) -> TopicMessage {
+        let message = Self.allocate(topic, frameLength: frame.count, loops: loops)
+        UnsafeMutableRawPointer(mutating: message.frame.baseAddress!).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
+        return message
+    }
+
+    private static func allocate(_ topic: Topic, frameLength: Int, loops: Int) -> TopicMessage {
         let made = TopicMessage.create(minimumCapacity: loops + (frameLength + 7) / 8) { _ in
             Header(topic: topic, frameLength: frameLength, links: loops)
         }
         let message = unsafeDowncast(made, to: TopicMessage.self)
-        message.withUnsafeMutablePointerToElements { words in
-            words.initialize(repeating: 0, count: loops)
-            let frame = UnsafeMutableRawPointer(words + loops)
-            _ = FrameHeader.write(opcode: opcode, fin: true, payloadLength: payload.count, maskKey: nil, into: frame)
-            if payload.count > 0 { (frame + headerLength).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
-        }
+        message.withUnsafeMutablePointerToElements { $0.initialize(repeating: 0, count: loops) }
         return message
     }
 

@@ -18,7 +18,7 @@ extension WebSocketServer {
     public func publish(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Int {
         precondition(opcode == .text || opcode == .binary, "publish text or binary messages")
         guard topic.table === self.topicTable else { return 0 }
-        return self.publish(TopicMessage.make(topic, opcode, payload, loops: self.topicInboxes.count), skipping: -1)
+        return self.publish(TopicMessage.make(topic, opcode, payload, loops: self.messageLinks), skipping: -1)
     }
 
     @discardableResult
@@ -28,8 +28,9 @@ extension WebSocketServer {
     }
 
     /// Hands `message` to every loop with subscribers but `skipping` (a loop index; it has it already).
-    /// No lock: one atomic load of the topic's loop mask, then a push per loop reached.
-    func publish(_ message: TopicMessage, skipping: Int) -> Int {
+    /// No lock: one atomic load of the topic's loop mask, then a push per loop reached (and one to the
+    /// Redis bridge, when there is one and the message did not come from it).
+    func publish(_ message: TopicMessage, skipping: Int, toBridge: Bool = true) -> Int {
         let topic = message.topic
         topic.countPublished()
         var mask = topic.loopMask.load(ordering: .acquiring)
@@ -50,6 +51,7 @@ extension WebSocketServer {
                 reached += 1
             }
         }
+        if toBridge && self.bridgeAttached.load(ordering: .relaxed) { self.bridgeInbox.push(message) }
         return reached
     }
 }
@@ -85,7 +87,7 @@ extension WebSocket {
     public func publish(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Bool {
         guard opcode == .text || opcode == .binary, let topics = self.registry.topics, topic.table === topics.table,
               let server = topics.table.server else { return false }
-        let message = TopicMessage.make(topic, opcode, payload, loops: server.topicInboxes.count)
+        let message = TopicMessage.make(topic, opcode, payload, loops: server.messageLinks)
         if topic.loopMask.load(ordering: .relaxed) & topics.loopBit != 0 { topics.enqueue(message) }
         _ = server.publish(message, skipping: topics.loopIndex)
         return true
