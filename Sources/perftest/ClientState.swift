@@ -72,6 +72,8 @@ extension LoopRun: WebSocketHandler {
         switch self.options.mode {
         case .pingpong:
             if self.clients[slot].inFlight.isEmpty { self.sendOne(slot, socket, now: now) }
+        case .fanout:
+            if self.publishes(slot) { self.publish(room: self.room(slot)) }
         case .echo:
             // Corked frames are not yet the stream's pending bytes, so one look at them does for the burst.
             guard socket.pendingWriteBytes < 64 * 1024 else { return }
@@ -96,7 +98,11 @@ extension LoopRun: WebSocketHandler {
         let message = self.builder.build(id: id, microseconds: Clock.unixMicroseconds(atMonotonic: now, wallOffset: self.wallOffset))
         guard socket.send(.text, message).isAccepted else { return false }
         self.clients[slot].nextID &+= self.idStride
-        if self.options.mode != .blast { self.clients[slot].inFlight.push(at: now) }
+        if self.options.mode == .fanout {
+            self.publishedByRoom[self.room(slot)] += 1
+        } else if self.options.mode != .blast {
+            self.clients[slot].inFlight.push(at: now)
+        }
         self.countSent(bytes: message.count)
         return true
     }
@@ -118,6 +124,10 @@ extension LoopRun: WebSocketHandler {
         let slot = Int(socket.userData)
         self.countReceived(bytes: message.bytes.count)
         if self.options.mode == .blast { return }
+        if self.options.mode == .fanout {
+            self.delivered(slot, socket, message.bytes, now: now)
+            return
+        }
         // Match the reply to the oldest unanswered message with this id; older ones were lost.
         let id = self.builder.replyID(message.bytes)
         while let firstTime = self.clients[slot].inFlight.firstTime {
@@ -163,6 +173,55 @@ extension LoopRun: WebSocketHandler {
 
     func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String) {
         self.clientClosed(Int(socket.userData))
+    }
+
+    /// fanout: a delivery to member `slot`. Its latency runs from the message's own timestamp (the
+    /// publisher is in this process, on the same clock). The delivery that completes a message's worth
+    /// for its room (the room's count reaches a multiple of its members) lets the publisher go on.
+    private func delivered(_ slot: Int, _ socket: WebSocket, _ bytes: UnsafeRawBufferPointer, now: UInt64) {
+        if let sent = MessageBuilder.timestampMicroseconds(bytes) {
+            let at = Clock.unixMicroseconds(atMonotonic: now, wallOffset: self.wallOffset)
+            self.record(latency: at > sent ? (at - sent) * 1000 : 0, late: false)
+        }
+        guard let fanout = self.fanout else { return }
+        let room = self.room(slot)
+        let members = fanout.members[room]
+        let count = fanout.delivered[room].value.add(1, ordering: .relaxed).newValue
+        guard members > 0, count % members == 0 else { return }
+        let publisher = fanout.runs[room % fanout.runs.count]
+        if publisher === self {
+            self.publish(room: room)
+        } else {
+            publisher.loop.execute { publisher.publish(room: room) }
+        }
+    }
+
+    /// fanout: the room's publisher sends while fewer than `-window` messages are not yet delivered to
+    /// every member (or given up on after the reply timeout).
+    func publish(room: Int) {
+        guard let fanout = self.fanout, self.publishing, let slot = self.publisherSlots[room],
+              self.clients[slot].sending, let socket = self.sockets[slot], socket.isOpen else { return }
+        let members = fanout.members[room]
+        let allowed = (self.options.window - 1) * members
+        let now = Clock.nanoseconds()
+        socket.withCork {
+            while (self.publishedByRoom[room] - self.forgiven[room]) * members - fanout.delivered[room].value.load(ordering: .relaxed) <= allowed {
+                guard self.sendOne(slot, socket, now: now) else { break }
+                self.lastPublish[room] = now
+            }
+        }
+    }
+
+    /// fanout, from the sweep: a publisher whose messages have not all arrived within the reply timeout
+    /// gives up on the oldest one and goes on, as pingpong does.
+    func checkPublisher(room: Int, now: UInt64, timeout: UInt64) {
+        guard let fanout = self.fanout, self.publishing, now &- self.lastPublish[room] > timeout else { return }
+        let members = fanout.members[room]
+        let owed = (self.publishedByRoom[room] - self.forgiven[room]) * members - fanout.delivered[room].value.load(ordering: .relaxed)
+        guard owed > (self.options.window - 1) * members else { return }
+        self.stats.timeouts += 1
+        self.forgiven[room] += 1
+        self.publish(room: room)
     }
 
     /// Called by the loop's sweep: the oldest message of `slot` has waited longer than the reply timeout.

@@ -1,3 +1,4 @@
+import Synchronization
 import StrandsCLI
 import Histogram
 import StrandsWS
@@ -17,6 +18,8 @@ struct RunOptions: Sendable {
     var serverPID: Int32?
     var compression: CompressionChoice = .off
     var data: DataKind = .x
+    /// fanout: client n joins room n mod `rooms` (at `url/ROOM`); clients 0..<rooms publish.
+    var rooms = 1
 }
 
 /// One loop's share of a run: its clients, its histogram, its counts. Loop-confined; the runner talks to
@@ -60,12 +63,53 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// Called (on this loop) once no client has a message in flight after sending stopped.
     var drained: (() -> Void)?
     var undrained = 0
+    /// fanout: messages this loop's publishers sent, and members connected here when publishing
+    /// started, by room. Expected deliveries = Σ rooms published × members.
+    var publishedByRoom: [Int] = []
+    var membersByRoom: [Int] = []
+    var publishing = false
+    var slotRooms: [Int32] = []
+    var slotPublishes: [Bool] = []
+    /// fanout: what every loop shares (deliveries per room); set before the run starts.
+    var fanout: FanoutShared?
+    /// fanout, by room: this loop's publisher's slot, messages given up on, the time of the last send.
+    var publisherSlots: [Int: Int] = [:]
+    var forgiven: [Int] = []
+    var lastPublish: [UInt64] = []
 
     init(loop: Loop, options: RunOptions) {
         self.loop = loop
         self.options = options
         self.builder = MessageBuilder(type: options.mode.messageType, payload: options.payload, data: options.data)
         self.idStride = UInt64(max(options.clients, 1))
+        if options.mode == .fanout {
+            self.publishedByRoom = Array(repeating: 0, count: options.rooms)
+            self.membersByRoom = Array(repeating: 0, count: options.rooms)
+            self.forgiven = Array(repeating: 0, count: options.rooms)
+            self.lastPublish = Array(repeating: 0, count: options.rooms)
+        }
+    }
+
+    /// fanout: client `slot`'s room, and whether it publishes there (the room's first client).
+    @inline(__always) func room(_ slot: Int) -> Int { Int(self.slotRooms[slot]) }
+    @inline(__always) func publishes(_ slot: Int) -> Bool { self.slotPublishes[slot] }
+
+    /// fanout: every client has connected (or failed): this loop's members by room.
+    func countMembers() -> [Int] {
+        for slot in self.clients.indices where self.sockets[slot] != nil { self.membersByRoom[self.room(slot)] += 1 }
+        return self.membersByRoom
+    }
+
+    /// fanout: with every loop's members counted (`fanout.members`), the publishers start.
+    func startPublishing() {
+        guard self.options.mode == .fanout, self.sending else { return }
+        self.publishing = true
+        let now = Clock.nanoseconds()
+        for slot in self.clients.indices where self.publishes(slot) && self.sockets[slot] != nil {
+            self.publisherSlots[self.room(slot)] = slot
+            self.lastPublish[self.room(slot)] = now
+        }
+        for room in self.publisherSlots.keys { self.publish(room: room) }
     }
 
     deinit {
@@ -134,6 +178,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         self.sweep = self.loop.scheduleTimer(after: tick, repeating: tick) { [unowned self] in
             let now = Clock.nanoseconds()
             for slot in self.clients.indices { self.checkTimeout(slot, now: now, timeout: timeout) }
+            for room in self.publisherSlots.keys { self.checkPublisher(room: room, now: now, timeout: timeout) }
         }
         if self.options.mode == .blast { self.blastRound() }
         if self.options.mode != .blast {
@@ -150,14 +195,23 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         let slot = self.clients.count
         self.clients.append(ClientState(firstID: UInt64(index)))
         self.sockets.append(nil)
-        WebSocketClient.connect(to: self.options.url, on: self.loop, configuration: configuration, handler: self) { result in
+        if self.options.mode == .fanout {
+            self.slotRooms.append(Int32(index % self.options.rooms))
+            self.slotPublishes.append(index < self.options.rooms)
+        }
+        let url = self.options.mode == .fanout ? "\(self.options.url)/\(index % self.options.rooms)" : self.options.url
+        WebSocketClient.connect(to: url, on: self.loop, configuration: configuration, handler: self) { result in
             switch result {
             case .success(let socket):
                 socket.userData = UInt64(slot)
                 self.sockets[slot] = socket
                 self.stats.connected += 1
                 self.live.set(connected: self.stats.connected)
-                if self.sending { self.pump(slot, socket) } else { self.clients[slot].sending = false }
+                if !self.sending {
+                    self.clients[slot].sending = false
+                } else if self.options.mode != .fanout {
+                    self.pump(slot, socket)
+                }
             case .failure(let error):
                 self.clients[slot].sending = false
                 switch error.kind {
@@ -254,6 +308,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     func finish() -> (RunStats, Histogram<UInt64>) {
         self.sweep?.cancel()
         self.sweep = nil
+        self.fanout = nil  // It holds every loop's run.
         self.afterPoll?.cancel()
         self.afterPoll = nil
         var stats = self.stats
@@ -276,5 +331,23 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         var histogram = LoopRun.makeHistogram()
         self.latencies.add(to: &histogram)
         return (stats, histogram)
+    }
+}
+
+/// fanout: what the loops of a run share: each room's deliveries so far (relaxed atomics, one add per
+/// delivery) and members, and the runs, to reach a room's publisher on its loop.
+final class FanoutShared: Sendable {
+    final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+    let runs: [LoopRun]
+    let delivered: [Counter]
+    /// Set once every client has connected, before any publisher starts.
+    let members: [Int]
+
+    init(runs: [LoopRun], members: [Int]) {
+        self.runs = runs
+        self.members = members
+        self.delivered = members.map { _ in Counter() }
     }
 }

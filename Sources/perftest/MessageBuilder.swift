@@ -194,6 +194,45 @@ struct MessageBuilder {
         return (UInt64(littleEndian: digits | 0x3030_3030_3030_3030), count)
     }
 
+    /// The `ts` of a message (fanout's deliveries), in Unix microseconds: found within the first 96
+    /// bytes, seconds and up to six decimals as Go writes them; `nil` if there is none.
+    static func timestampMicroseconds(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+        let key: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0x22, 0x74, 0x73, 0x22, 0x3A)  // "ts":
+        let limit = min(bytes.count, 96) - 5
+        guard limit > 0 else { return nil }
+        var index = 0
+        while index < limit {
+            if bytes[index] == key.0 && bytes[index + 1] == key.1 && bytes[index + 2] == key.2
+                && bytes[index + 3] == key.3 && bytes[index + 4] == key.4 { break }
+            index += 1
+        }
+        guard index < limit else { return nil }
+        index += 5
+        var seconds: UInt64 = 0
+        var digits = 0
+        while index < bytes.count, bytes[index] >= 48 && bytes[index] <= 57, digits < 12 {
+            seconds = seconds * 10 + UInt64(bytes[index] - 48)
+            index += 1
+            digits += 1
+        }
+        guard digits > 0 else { return nil }
+        var fraction: UInt64 = 0
+        var places = 0
+        if index < bytes.count && bytes[index] == 46 {  // .
+            index += 1
+            while index < bytes.count, bytes[index] >= 48 && bytes[index] <= 57, places < 6 {
+                fraction = fraction * 10 + UInt64(bytes[index] - 48)
+                index += 1
+                places += 1
+            }
+        }
+        while places < 6 {
+            fraction *= 10
+            places += 1
+        }
+        return seconds * 1_000_000 + fraction
+    }
+
     /// The `id` of a reply to a message of this builder: the prefix is compared where it must be, so
     /// an echo costs no search; anything else goes to ``parseID(_:)``.
     @inline(__always)

@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// The three load shapes of the Go tool.
+/// The three load shapes of the Go tool, and rooms.
 enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
     /// One message in flight per connection: send, wait for the echo, send again. Measures latency.
     case pingpong
@@ -8,6 +8,10 @@ enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
     case echo
     /// Send only, as fast as the socket takes it; echoes are read and counted, never awaited.
     case blast
+    /// Rooms: client n joins room n mod R (path/R); the first client of each room publishes, keeping
+    /// `-window` messages in flight (its own copy coming back answers one), and every member, the
+    /// publisher too, must receive every message. Latency is publish to each delivery.
+    case fanout
 
     /// The message's `type` field, as the Go tool writes it.
     var messageType: String {
@@ -15,6 +19,7 @@ enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
         case .pingpong: "ping"
         case .echo: "echo"
         case .blast: "blast"
+        case .fanout: "fanout"
         }
     }
 }

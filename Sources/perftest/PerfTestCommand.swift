@@ -20,8 +20,12 @@ struct LoadOptions: ParsableArguments {
 
     var target: String { self.host ?? "localhost:8082" }
 
-    @Option(name: [.customLong("path", withSingleDash: true), .long], help: "WebSocket path on the target.")
-    var path = "/ws/perf"
+    @Option(name: [.customLong("path", withSingleDash: true), .long],
+            help: "WebSocket path on the target (default /ws/perf; in fanout mode the rooms' prefix, default /ws/room).")
+    var pathOption: String?
+
+    func path(for mode: Mode) -> String { self.pathOption ?? (mode == .fanout ? "/ws/room" : "/ws/perf") }
+    var path: String { self.path(for: .echo) }
 
     @Option(name: [.customLong("payload", withSingleDash: true), .long], help: "Bytes of 'x' in each message's data field.")
     var payload = 64
@@ -45,8 +49,13 @@ struct LoadOptions: ParsableArguments {
     var grace = 2.0
 
     @Option(name: [.customLong("window", withSingleDash: true), .long],
-            help: "echo mode: most messages in flight per connection.")
-    var window = 64
+            help: "echo mode: most messages in flight per connection (default 64); fanout: per publisher (default 1).")
+    var windowOption: Int?
+
+    func window(for mode: Mode) -> Int { self.windowOption ?? (mode == .fanout ? 1 : 64) }
+
+    @Option(name: [.customLong("rooms", withSingleDash: true), .long], help: "fanout mode: rooms the clients are spread over.")
+    var rooms = 10
 
     @Option(name: [.customLong("compression", withSingleDash: true), .long],
             help: "Offer permessage-deflate: off, shared (no context takeover) or dedicated (context takeover).")
@@ -66,31 +75,36 @@ struct LoadOptions: ParsableArguments {
         guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]),
               (1...65535).contains(port), colon != host.startIndex
         else { throw ValidationError("-host \(host): expected host:port") }
-        guard self.path.hasPrefix("/") else { throw ValidationError("-path \(self.path): must start with /") }
+        if let path = self.pathOption, !path.hasPrefix("/") { throw ValidationError("-path \(path): must start with /") }
         guard (0...(16 << 20)).contains(self.payload) else { throw ValidationError("-payload \(self.payload): expected 0...16777216") }
         guard (0...3_600_000).contains(self.rampup) else { throw ValidationError("-rampup \(self.rampup): expected 0...3600000 ms") }
         guard (0...1024).contains(self.workers) else { throw ValidationError("-workers \(self.workers): expected 0...1024") }
         guard self.timeout > 0 && self.timeout <= 3600 else { throw ValidationError("-timeout \(self.timeout): expected (0, 3600] s") }
         guard self.grace >= 0 && self.grace <= 3600 else { throw ValidationError("-grace \(self.grace): expected 0...3600 s") }
-        guard (1...1_000_000).contains(self.window) else { throw ValidationError("-window \(self.window): expected 1...1000000") }
+        if let window = self.windowOption, !(1...1_000_000).contains(window) {
+            throw ValidationError("-window \(window): expected 1...1000000")
+        }
+        guard (1...100_000).contains(self.rooms) else { throw ValidationError("-rooms \(self.rooms): expected 1...100000") }
         if let pid = self.serverPID, pid <= 0 || Clock.processCPUSeconds(pid: pid) == nil {
             throw ValidationError("-server-pid \(pid): no such process on this machine")
         }
     }
 
     /// `ws://host:port/path`, with a bare IPv6 address bracketed.
-    var url: String {
+    var url: String { self.url(for: .echo) }
+
+    func url(for mode: Mode) -> String {
         let host = self.target
         let colon = host.lastIndex(of: ":")!
         var name = String(host[..<colon])
         if name.contains(":") && !name.hasPrefix("[") { name = "[\(name)]" }
-        return "ws://\(name):\(host[host.index(after: colon)...])\(self.path)"
+        return "ws://\(name):\(host[host.index(after: colon)...])\(self.path(for: mode))"
     }
 
     func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil, serverPID: Int32? = nil) -> RunOptions {
-        RunOptions(url: url ?? self.url, clients: clients, duration: duration, mode: mode, payload: self.payload,
-                   rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window,
-                   serverPID: serverPID ?? self.serverPID, compression: self.compression, data: self.data)
+        RunOptions(url: url ?? self.url(for: mode), clients: clients, duration: duration, mode: mode, payload: self.payload,
+                   rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window(for: mode),
+                   serverPID: serverPID ?? self.serverPID, compression: self.compression, data: self.data, rooms: self.rooms)
     }
 }
 
@@ -108,13 +122,16 @@ struct RunCommand: ParsableCommand {
     @Option(name: [.customLong("duration", withSingleDash: true), .long], help: "Seconds of sending.")
     var duration = 10.0
 
-    @Option(name: [.customLong("mode", withSingleDash: true), .long], help: "pingpong, echo or blast.")
+    @Option(name: [.customLong("mode", withSingleDash: true), .long], help: "pingpong, echo, blast or fanout (rooms, with -rooms).")
     var mode = Mode.echo
 
     func validate() throws {
         try self.load.check()
         guard (1...1_000_000).contains(self.clients) else { throw ValidationError("-clients \(self.clients): expected 1...1000000") }
         guard self.duration > 0 && self.duration <= 86400 else { throw ValidationError("-duration \(self.duration): expected (0, 86400] s") }
+        if self.mode == .fanout && self.load.rooms > self.clients {
+            throw ValidationError("-rooms \(self.load.rooms): more rooms than -clients \(self.clients)")
+        }
     }
 
     func run() throws {

@@ -14,6 +14,9 @@ struct Report: Codable, Sendable {
     /// permessage-deflate offered: off, shared or dedicated.
     var compression: String
     var clients: Int
+    /// fanout: rooms, and messages in flight per publisher.
+    var rooms: Int?
+    var publisherWindow: Int?
     var payloadBytes: Int
     /// What filled the data field: x or text (``DataKind``).
     var data: String
@@ -45,6 +48,10 @@ struct Report: Codable, Sendable {
         self.mode = result.options.mode.rawValue
         self.compression = result.options.compression.rawValue
         self.clients = result.options.clients
+        if result.options.mode == .fanout {
+            self.rooms = result.options.rooms
+            self.publisherWindow = result.options.window
+        }
         self.payloadBytes = result.options.payload
         self.data = result.options.data.rawValue
         self.durationSeconds = result.options.duration
@@ -60,7 +67,11 @@ struct Report: Codable, Sendable {
             self.sentPerSecond = Double(s.sent) / max(result.seconds, 1e-9)
             self.receivedPerSecond = Double(s.received) / max(result.seconds, 1e-9)
         }
-        self.lossPercent = s.sent > 0 && result.options.mode != .blast ? Double(s.lost) * 100 / Double(s.sent) : 0
+        switch result.options.mode {
+        case .blast: self.lossPercent = 0
+        case .fanout: self.lossPercent = s.expected > 0 ? Double(s.lost) * 100 / Double(s.expected) : 0
+        default: self.lossPercent = s.sent > 0 ? Double(s.lost) * 100 / Double(s.sent) : 0
+        }
         let h = result.histogram
         if h.totalCount > 0 {
             func ms(_ ns: UInt64) -> Double { Double(ns) / 1e6 }
@@ -95,8 +106,17 @@ struct Report: Codable, Sendable {
         }
         Output.line("Duration:        \(fixed(self.measuredSeconds, 2))s (connecting \(fixed(self.setupSeconds, 2))s, "
             + "then \(fixed(self.measuredSeconds - self.setupSeconds, 2))s with every client connected)")
-        Output.line("Messages sent:   \(s.sent) (\(Int(self.sentPerSecond.rounded())) msg/s)")
-        if self.mode == Mode.blast.rawValue {
+        if let rooms = self.rooms {
+            Output.line("Rooms:           \(rooms), one publisher each, \(self.publisherWindow ?? 1) in flight per publisher")
+            Output.line("Published:       \(s.sent) (\(Int(self.sentPerSecond.rounded())) msg/s)")
+            Output.line("Deliveries:      \(s.received) of \(s.expected) owed (\(Int(self.receivedPerSecond.rounded())) deliveries/s)")
+            Output.line("Lost:            \(s.lost) (\(fixed(self.lossPercent, 2))%)")
+            Output.line("Reply timeouts:  \(s.timeouts) (a message not delivered to its whole room within -timeout)")
+        } else {
+            Output.line("Messages sent:   \(s.sent) (\(Int(self.sentPerSecond.rounded())) msg/s)")
+        }
+        if self.rooms != nil {
+        } else if self.mode == Mode.blast.rawValue {
             Output.line("Messages recv:   \(s.received) echoes read, not awaited (blast sends only)")
         } else {
             Output.line("Messages recv:   \(s.received) (\(Int(self.receivedPerSecond.rounded())) msg/s)")
@@ -126,7 +146,7 @@ struct Report: Codable, Sendable {
             Output.line("Latency p99.9:   \(fixed(l.p999Ms, 3))ms")
             Output.line("Latency max:     \(fixed(l.maxMs, 3))ms")
         }
-        let unit = self.mode == Mode.blast.rawValue ? "messages sent" : "round trips"
+        let unit = self.mode == Mode.blast.rawValue ? "messages sent" : self.rooms != nil ? "deliveries" : "round trips"
         guard let cpu = self.cpuSecondsPer1000 else {
             Output.line("perftest CPU:    n/a (no \(unit))")
             return

@@ -18,8 +18,11 @@ struct RunStats: Sendable, Codable {
     var inFlightAtDeadline = 0
     /// ...and of those, the ones answered during the grace period.
     var answeredInGrace = 0
-    /// Sent and never answered, after the grace period (skipped included).
+    /// Sent and never answered, after the grace period (skipped included); fanout: deliveries expected
+    /// and not made.
     var lost = 0
+    /// fanout: deliveries owed, each message times the members of its room.
+    var expected = 0
     /// Sum of recorded latencies, for the mean (the histogram's own mean walks it with an iterator that
     /// hdrhistogram-swift 0.2.0 can crash in).
     var latencySumNanoseconds = 0
@@ -56,6 +59,7 @@ struct RunStats: Sendable, Codable {
         c.inFlightAtDeadline += b.inFlightAtDeadline
         c.answeredInGrace += b.answeredInGrace
         c.lost += b.lost
+        c.expected += b.expected
         c.latencySumNanoseconds += b.latencySumNanoseconds
         c.refused += b.refused
         c.connectFailed += b.connectFailed

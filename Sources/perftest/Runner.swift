@@ -76,6 +76,18 @@ enum Runner {
                     now = Clock.nanoseconds()
                     setupEnd = now
                     deadline = now + UInt64(options.duration * 1e9)
+                    // fanout publishes once every member is in its room, so none misses a message.
+                    if options.mode == .fanout {
+                        var members = Array(repeating: 0, count: options.rooms)
+                        for run in runs {
+                            guard let counts = run.loop.runAndWait({ run.countMembers() }) else { continue }
+                            for room in 0..<options.rooms { members[room] += counts[room] }
+                        }
+                        let shared = FanoutShared(runs: runs, members: members)
+                        // Every loop counts deliveries before any publisher starts.
+                        for run in runs { _ = run.loop.runAndWait { run.fanout = shared } }
+                        for run in runs { run.loop.execute { run.startPublishing() } }
+                    }
                 }
             }
             if let deadline, now >= deadline { break }
@@ -111,8 +123,27 @@ enum Runner {
                 }
             }
         }
+        let graceEnd = Clock.nanoseconds() + UInt64(options.grace * 1e9)
         if options.mode != .blast {
             _ = allDrained.wait(timeout: .now() + options.grace)
+        }
+        // fanout: the publishers have their own copies back; wait, within the grace period, for the
+        // other members' deliveries: every message to every member who was in its room.
+        var expectedDeliveries: Int?
+        if options.mode == .fanout {
+            var published = Array(repeating: 0, count: options.rooms), members = published
+            for run in runs {
+                guard let counts = run.loop.runAndWait({ (run.publishedByRoom, run.membersByRoom) }) else { continue }
+                for room in 0..<options.rooms {
+                    published[room] += counts.0[room]
+                    members[room] += counts.1[room]
+                }
+            }
+            let expected = zip(published, members).reduce(0) { $0 + $1.0 * $1.1 }
+            expectedDeliveries = expected
+            while totals().received < expected && Clock.nanoseconds() < graceEnd {
+                if Interrupt.sleep(until: min(graceEnd, Clock.nanoseconds() + 1_000_000)) { break }
+            }
         }
 
         var stats = RunStats()
@@ -123,6 +154,10 @@ enum Runner {
             stats = stats + loopStats
             histogram.add(loopHistogram)
             firstError = firstError ?? run.loop.runAndWait { run.firstError } ?? nil
+        }
+        if let expectedDeliveries {
+            stats.expected = expectedDeliveries
+            stats.lost = max(0, expectedDeliveries - stats.received)
         }
         return RunResult(options: options, stats: stats, histogram: histogram, seconds: seconds,
                          setupSeconds: Double(setupEnd - start) / 1e9,

@@ -10,6 +10,7 @@ struct PerfTestBinaryTests {
         struct Stats: Decodable {
             var requested, connected, sent, received, lost, timeouts, refused, closedByServer: Int
             var inFlightAtDeadline, answeredInGrace: Int
+            var expected: Int
         }
         struct Latency: Decodable { var samples: Int; var p50Ms, p99Ms, maxMs: Double }
         var mode: String
@@ -96,6 +97,64 @@ struct PerfTestBinaryTests {
         #expect(r.latency.map { $0.samples == r.stats.received && $0.p50Ms > 0 && $0.p99Ms >= $0.p50Ms } == true)
         #expect(output.contains("=== Results ==="))
         #expect(output.contains("Lost:            0 (0.00%)"))
+    }
+
+    @Test("fanout against echoserver -pubsub: every message reaches every member of its room, none lost")
+    func fanout() throws {
+        let server = try ServerProcess(["-pubsub", "-quiet"])
+        defer { server.stop() }
+        let (status, output, errors, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(server.port)", "-mode", "fanout", "-clients", "40", "-rooms", "4", "-window", "4", "-duration", "1"])
+        #expect(status == 0, "\(errors)")
+        let r = try #require(result)
+        #expect(r.mode == "fanout")
+        #expect(r.stats.connected == 40)
+        #expect(r.stats.sent > 100)
+        #expect(r.stats.expected == r.stats.sent * 10, "ten members in each room, the publisher too")
+        #expect(r.stats.received == r.stats.expected)
+        #expect(r.stats.lost == 0)
+        #expect(r.latency.map { $0.samples == r.stats.received && $0.p50Ms > 0 } == true)
+        #expect(output.contains("Rooms:           4, one publisher each, 4 in flight per publisher"))
+        #expect(output.contains("Deliveries:      \(r.stats.received) of \(r.stats.expected) owed"))
+        #expect(output.contains("ms per 1,000 deliveries"))
+    }
+
+    @Test("fanout counts as lost exactly the deliveries that never came: a member the server left out")
+    func fanoutLoss() throws {
+        /// One room; the second connection to open is never subscribed, so it gets nothing.
+        final class LeavesOneOut: WebSocketHandler {
+            let opened = Atomic<Int>(0)
+            let topic = Mutex<Topic?>(nil)
+            func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
+                if self.opened.add(1, ordering: .relaxed).newValue != 2 { socket.subscribe("room") }
+            }
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+                if let topic = self.topic.withLock({ $0 }) { _ = socket.publish(topic, message.opcode, message.bytes) }
+            }
+        }
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let handler = LeavesOneOut()
+        let server = WebSocketServer(group: group, handler: handler)
+        handler.topic.withLock { $0 = server.topic("room") }
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let (status, _, errors, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(port)", "-mode", "fanout", "-clients", "5", "-rooms", "1", "-duration", "0.5",
+             "-timeout", "0.02", "-grace", "0.5"])
+        #expect(status == 0, "\(errors)")
+        let r = try #require(result)
+        #expect(r.stats.sent > 5)
+        #expect(r.stats.expected == r.stats.sent * 5)
+        #expect(r.stats.received == r.stats.sent * 4)
+        #expect(r.stats.lost == r.stats.sent)
+        #expect(r.stats.timeouts > 0, "the publisher waits for the missing member only until -timeout")
+    }
+
+    @Test("fanout: more rooms than clients is refused with exit 2")
+    func fanoutBadRooms() throws {
+        let (status, _, errors) = try run("perftest", ["-mode", "fanout", "-clients", "3", "-rooms", "4"])
+        #expect(status == 2)
+        #expect(errors.contains("-rooms 4"))
     }
 
     @Test("blast sends without waiting and says so")
