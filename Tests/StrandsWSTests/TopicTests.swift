@@ -112,6 +112,73 @@ struct TopicTests {
         #expect(topic.statistics.dropped == 0)
     }
 
+    @Test("deflate subscribers get a publish deflated, the others plain, both the same text")
+    func deflateOnce() async throws {
+        final class Feed: WebSocketHandler {
+            let joined = Events<Bool>()
+            func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) { self.joined.post(socket.subscribe("feed")) }
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {}
+        }
+        var serverConfiguration = WebSocketConfiguration()
+        serverConfiguration.compression = .shared
+        let handler = Feed()
+        let harness = try Harness(configuration: serverConfiguration, handler: handler)
+        defer { harness.shutdown() }
+        var deflating = WebSocketConfiguration()
+        deflating.compression = .shared
+        let compressed = Probe(), plain = Probe()
+        let a = try await harness.connect("/ws/a", handler: compressed, configuration: deflating).get()
+        let b = try await harness.connect("/ws/b", handler: plain).get()
+        _ = await compressed.events.next()
+        _ = await plain.events.next()
+        for _ in 0..<2 { #expect(await handler.joined.next()) }
+        let topic = harness.server.topic("feed")
+        #expect(topic.deflateSubscribers.load(ordering: .relaxed) == 1)
+        let record = "{\"type\":\"quote\",\"symbol\":\"ACME\",\"bid\":101.25,\"ask\":101.5},"
+        let text = String(repeating: record, count: 400)  // 23 KiB, very compressible.
+        for index in 0..<20 { harness.server.publish(topic, text: "\(index)" + text) }
+        for index in 0..<20 {
+            #expect(await compressed.events.next() == .text("\(index)" + text))
+            #expect(await plain.events.next() == .text("\(index)" + text))
+        }
+        let counts = Events<(UInt64, UInt64)>()
+        a.loop.execute {
+            counts.post((a.value.wireByteCounts?.received ?? 0, b.value.wireByteCounts?.received ?? 0))
+        }
+        let (deflated, uncompressed) = await counts.next()
+        #expect(uncompressed > 20 * text.utf8.count)
+        #expect(deflated * 10 < uncompressed, "the deflate subscriber got \(deflated) bytes, the plain one \(uncompressed)")
+    }
+
+    @Test("a context-takeover subscriber reads its own deflated replies and the topic's deflated frames in any order")
+    func deflateWithTakeover() async throws {
+        /// Answers each message itself (with its own compressor's history) and publishes it to "feed".
+        final class Both: WebSocketHandler {
+            let joined = Events<Bool>()
+            func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) { self.joined.post(socket.subscribe("feed")) }
+            func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+                socket.send(text: "direct " + message.text)
+                _ = socket.publish(socket.subscribedTopics[0], .text, message.bytes)
+            }
+        }
+        var configuration = WebSocketConfiguration()
+        configuration.compression = WebSocketCompression(mode: .dedicated)
+        let handler = Both()
+        let harness = try Harness(configuration: configuration, handler: handler)
+        defer { harness.shutdown() }
+        let probe = Probe()
+        let socket = try await harness.connect("/ws/t", handler: probe, configuration: configuration).get()
+        _ = await probe.events.next()
+        #expect(await handler.joined.next())
+        let body = String(repeating: "the same words again and again, ", count: 40)
+        for index in 0..<30 {
+            socket.loop.execute { socket.value.send(text: "\(index) " + body) }
+            // Its own reply first (sent at once), then the topic's (flushed at the end of the turn).
+            #expect(await probe.events.next() == .text("direct \(index) " + body))
+            #expect(await probe.events.next() == .text("\(index) " + body))
+        }
+    }
+
     @Test("a member that never reads costs at most its send cap and is closed; the others get all 256 MiB")
     func stuckMember() async throws {
         /// Server side: every connection joins "feed"; the one on /ws/stuck is kept to be watched.

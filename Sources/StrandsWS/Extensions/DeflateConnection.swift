@@ -47,6 +47,12 @@ final class DeflateConnection {
         self.loopState.compressorFreed(self)
     }
 
+    /// The peer was sent a message this compressor did not make (a topic's, deflated once for every
+    /// subscriber): its next message must not refer back past it.
+    func forgetSentHistory() {
+        if self.agreement.sendTakeover { self.compressor?.reset() }
+    }
+
     /// The connection is closed.
     func release() {
         self.dropCompressor()

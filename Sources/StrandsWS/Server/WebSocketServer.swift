@@ -21,6 +21,8 @@ public final class WebSocketServer: Sendable {
     let bridgeInbox: TopicInbox
     /// Whether a bridge takes what is pushed to `bridgeInbox`.
     let bridgeAttached = Atomic<Bool>(false)
+    /// The compressor for topic messages published off the loops (``makeMessage(_:_:_:on:)``).
+    let offLoopDeflate = Locked(OffLoopDeflate())
     /// Link words in each message: one per loop and one for the bridge.
     var messageLinks: Int { self.topicInboxes.count + 1 }
 
@@ -152,4 +154,12 @@ extension WebSocketServer {
         }
         return signo
     }
+}
+
+/// A compressor and its output for publishes from threads that are not the server's loops.
+final class OffLoopDeflate {
+    var stream: DeflateStream?
+    var output = RawBuffer()
+
+    deinit { self.output.free() }
 }

@@ -38,6 +38,7 @@ final class LoopTopics {
         cold.subscriptions.append((topic, self.members[topic.id].count))
         self.members[topic.id].append(Unmanaged.passUnretained(socket))
         if self.members[topic.id].count == 1 { topic.loopMask.bitwiseOr(self.loopBit, ordering: .releasing) }
+        if socket.extensionBits & DeflateBits.rsv1 != 0 { topic.deflateSubscribers.add(1, ordering: .relaxed) }
         topic.subscribed(1)
         return true
     }
@@ -58,6 +59,10 @@ final class LoopTopics {
 
     private func remove(at index: Int, of topic: Topic) {
         let last = self.members[topic.id].count - 1
+        // The extension bits stay on the connection after its cold state is gone.
+        if self.members[topic.id][index]._withUnsafeGuaranteedRef({ $0.extensionBits & DeflateBits.rsv1 != 0 }) {
+            topic.deflateSubscribers.subtract(1, ordering: .relaxed)
+        }
         if index != last {
             let moved = self.members[topic.id][last]
             self.members[topic.id][index] = moved
@@ -117,16 +122,17 @@ final class LoopTopics {
         // transport closes, later: the array does not change under this loop.
         let members = self.members[topic.id]
         if run.count == 1 {
-            let frame = self.pending[run.lowerBound].frame
+            let message = self.pending[run.lowerBound]
             for member in members {
-                if member._withUnsafeGuaranteedRef({ $0.writePreframed(frame).isAccepted }) { delivered += 1 } else { dropped += 1 }
+                let accepted = member._withUnsafeGuaranteedRef { $0.writePreframed(message.frame(for: $0)).isAccepted }
+                if accepted { delivered += 1 } else { dropped += 1 }
             }
         } else {
             for member in members {
                 member._withUnsafeGuaranteedRef { socket in
                     socket.withCork {
                         for index in run {
-                            if socket.writePreframed(self.pending[index].frame).isAccepted { delivered += 1 } else { dropped += 1 }
+                            if socket.writePreframed(self.pending[index].frame(for: socket)).isAccepted { delivered += 1 } else { dropped += 1 }
                         }
                     }
                 }

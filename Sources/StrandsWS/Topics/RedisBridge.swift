@@ -138,6 +138,8 @@ final class RedisBridgeCore {
     private let configuration: RedisBridgeConfiguration
     private let counters: RedisBridgeCounters
     private let loop: Loop
+    /// The bridge's loop is the server's first.
+    private let loopIndex = 0
     private let prefix: [UInt8]
     /// "STR1" and this process's 16-byte node tag: the head of every message it publishes.
     private let envelope: [UInt8]
@@ -340,40 +342,43 @@ final class RedisBridgeCore {
                 return
             }
             let frame = UnsafeRawBufferPointer(rebasing: payload[self.envelope.count...])
-            guard Self.isWholeMessageFrame(frame) else {
+            guard let header = Self.wholeMessageFrameHeader(frame) else {
                 self.counters.invalid.add(1, ordering: .relaxed)
                 return
             }
-            message = TopicMessage.make(topic, frame: frame, loops: self.server.messageLinks)
+            message = self.server.makeMessage(topic, frame[0] == 0x81 ? .text : .binary,
+                                              UnsafeRawBufferPointer(rebasing: frame[header...]), on: self.loopIndex)
         } else {
             // A foreign publisher's bare payload.
             let opcode: Opcode = UTF8Validator.isValid(payload) ? .text : .binary
-            message = TopicMessage.make(topic, opcode, payload, loops: self.server.messageLinks)
+            message = self.server.makeMessage(topic, opcode, payload, on: self.loopIndex)
         }
         self.counters.received.add(1, ordering: .relaxed)
         _ = self.server.publish(message, skipping: -1, toBridge: false)
     }
 
-    /// Whether `frame` is one unmasked, final text or binary frame with no RSV bit, of exactly its
-    /// length, and UTF-8 if text: what another node would have made, and all a subscriber may get.
-    static func isWholeMessageFrame(_ frame: UnsafeRawBufferPointer) -> Bool {
-        guard frame.count >= 2, frame[0] == 0x81 || frame[0] == 0x82, frame[1] & 0x80 == 0 else { return false }
+    /// The header length of `frame` if it is one unmasked, final text or binary frame with no RSV bit,
+    /// of exactly its length, and UTF-8 if text: what another node would have made, and all a
+    /// subscriber may get.
+    static func wholeMessageFrameHeader(_ frame: UnsafeRawBufferPointer) -> Int? {
+        guard frame.count >= 2, frame[0] == 0x81 || frame[0] == 0x82, frame[1] & 0x80 == 0 else { return nil }
         var header = 2
         var length = Int(frame[1] & 0x7F)
         if length == 126 {
-            guard frame.count >= 4 else { return false }
+            guard frame.count >= 4 else { return nil }
             length = Int(frame[2]) << 8 | Int(frame[3])
             header = 4
         } else if length == 127 {
-            guard frame.count >= 10 else { return false }
+            guard frame.count >= 10 else { return nil }
             var value: UInt64 = 0
             for index in 2..<10 { value = value << 8 | UInt64(frame[index]) }
-            guard value <= UInt64(Int.max) else { return false }
+            guard value <= UInt64(Int.max) else { return nil }
             length = Int(value)
             header = 10
         }
-        guard frame.count - header == length else { return false }
-        return frame[0] == 0x82 || UTF8Validator.isValid(UnsafeRawBufferPointer(rebasing: frame[header...]))
+        guard frame.count - header == length else { return nil }
+        guard frame[0] == 0x82 || UTF8Validator.isValid(UnsafeRawBufferPointer(rebasing: frame[header...])) else { return nil }
+        return header
     }
 
     private func publisherReply(_ reply: RESPReader.Reply, _ bytes: UnsafeRawBufferPointer) {

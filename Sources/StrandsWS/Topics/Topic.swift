@@ -21,6 +21,8 @@ public final class Topic: Sendable, CustomStringConvertible {
     private let publishedCount = Atomic<Int>(0)
     private let deliveredCount = Atomic<Int>(0)
     private let droppedCount = Atomic<Int>(0)
+    /// Subscribers that agreed permessage-deflate: while there are any, a publish is deflated once.
+    let deflateSubscribers = Atomic<Int>(0)
 
     init(id: Int, name: String, table: TopicTable) {
         self.id = id
@@ -139,30 +141,36 @@ final class TopicMessage: ManagedBuffer<TopicMessage.Header, UInt64> {  // Cross
         let topic: Topic
         let frameLength: Int
         let links: Int
+        /// The permessage-deflate frame (RSV1 set) after the plain one, 0 if none was made.
+        let deflatedLength: Int
+        /// The window it was deflated with: only a subscriber whose agreed window is at least this may get it.
+        let deflateWindowBits: Int
     }
 
-    static func make(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer, loops: Int) -> TopicMessage {
+    /// The message, framed; with `deflated` (its payload deflated with a window of `windowBits`, reset
+    /// before and after, so it refers to nothing else), also that frame, for deflate subscribers.
+    static func make(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer, loops: Int,
+                     deflated: UnsafeRawBufferPointer? = nil, windowBits: Int = 0) -> TopicMessage {
         let headerLength = FrameHeader.length(payloadLength: payload.count, masked: false)
-        let message = Self.allocate(topic, frameLength: headerLength + payload.count, loops: loops)
-        let frame = UnsafeMutableRawPointer(mutating: message.frame.baseAddress!)
-        _ = FrameHeader.write(opcode: opcode, fin: true, payloadLength: payload.count, maskKey: nil, into: frame)
-        if payload.count > 0 { (frame + headerLength).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
-        return message
-    }
-
-    /// A message whose frame is made already (one that came through Redis, checked).
-    static func make(_ topic: Topic, frame: UnsafeRawBufferPointer, loops: Int) -> TopicMessage {
-        let message = Self.allocate(topic, frameLength: frame.count, loops: loops)
-        UnsafeMutableRawPointer(mutating: message.frame.baseAddress!).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
-        return message
-    }
-
-    private static func allocate(_ topic: Topic, frameLength: Int, loops: Int) -> TopicMessage {
-        let made = TopicMessage.create(minimumCapacity: loops + (frameLength + 7) / 8) { _ in
-            Header(topic: topic, frameLength: frameLength, links: loops)
+        let deflatedHeader = deflated.map { FrameHeader.length(payloadLength: $0.count, masked: false) } ?? 0
+        let deflatedLength = deflated.map { deflatedHeader + $0.count } ?? 0
+        let frameLength = headerLength + payload.count
+        let made = TopicMessage.create(minimumCapacity: loops + (frameLength + deflatedLength + 7) / 8) { _ in
+            Header(topic: topic, frameLength: frameLength, links: loops, deflatedLength: deflatedLength, deflateWindowBits: windowBits)
         }
         let message = unsafeDowncast(made, to: TopicMessage.self)
-        message.withUnsafeMutablePointerToElements { $0.initialize(repeating: 0, count: loops) }
+        message.withUnsafeMutablePointerToElements { words in
+            words.initialize(repeating: 0, count: loops)
+            let frame = UnsafeMutableRawPointer(words + loops)
+            _ = FrameHeader.write(opcode: opcode, fin: true, payloadLength: payload.count, maskKey: nil, into: frame)
+            if payload.count > 0 { (frame + headerLength).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+            if let deflated {
+                let second = frame + frameLength
+                _ = FrameHeader.write(opcode: opcode, fin: true, payloadLength: deflated.count, maskKey: nil, into: second)
+                second.storeBytes(of: second.load(as: UInt8.self) | DeflateBits.rsv1, as: UInt8.self)
+                if deflated.count > 0 { (second + deflatedHeader).copyMemory(from: deflated.baseAddress!, byteCount: deflated.count) }
+            }
+        }
         return message
     }
 
@@ -173,6 +181,33 @@ final class TopicMessage: ManagedBuffer<TopicMessage.Header, UInt64> {  // Cross
     var frame: UnsafeRawBufferPointer {
         self.withUnsafeMutablePointers { header, words in
             UnsafeRawBufferPointer(start: words + header.pointee.links, count: header.pointee.frameLength)
+        }
+    }
+
+    /// The frame for `socket`: the deflated one when there is one and the connection may read it. A
+    /// connection whose compressor keeps a history forgets it then: its peer's window now holds this
+    /// message, which that compressor never saw.
+    @inline(__always)
+    func frame(for socket: WebSocket) -> UnsafeRawBufferPointer {
+        let bits = socket.extensionBits
+        guard bits & DeflateBits.rsv1 != 0 else { return self.frame }
+        return self.withUnsafeMutablePointers { header, words in
+            guard header.pointee.deflatedLength > 0 else {
+                return UnsafeRawBufferPointer(start: words + header.pointee.links, count: header.pointee.frameLength)
+            }
+            let window: Int
+            let deflate = bits & DeflateBits.stateless != 0 ? nil : socket.cold?.deflate
+            if bits & DeflateBits.stateless != 0 {
+                window = Int(bits & DeflateBits.windowMask) + 8
+            } else {
+                window = deflate?.agreement.sendWindowBits ?? 0
+            }
+            let plain = UnsafeRawPointer(words + header.pointee.links)
+            guard window >= header.pointee.deflateWindowBits else {
+                return UnsafeRawBufferPointer(start: plain, count: header.pointee.frameLength)
+            }
+            deflate?.forgetSentHistory()
+            return UnsafeRawBufferPointer(start: plain + header.pointee.frameLength, count: header.pointee.deflatedLength)
         }
     }
 

@@ -18,13 +18,45 @@ extension WebSocketServer {
     public func publish(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Int {
         precondition(opcode == .text || opcode == .binary, "publish text or binary messages")
         guard topic.table === self.topicTable else { return 0 }
-        return self.publish(TopicMessage.make(topic, opcode, payload, loops: self.messageLinks), skipping: -1)
+        let loop = self.topicInboxes.firstIndex { $0.loop.inEventLoop }
+        return self.publish(self.makeMessage(topic, opcode, payload, on: loop), skipping: -1)
     }
 
     @discardableResult
     public func publish(_ topic: Topic, text: String) -> Int {
         var text = text
         return text.withUTF8 { self.publish(topic, .text, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `payload` framed for `topic`, and deflated once too when the topic has deflate subscribers and
+    /// the payload is at least the threshold long (and shrinks): with the loop's shared compressor on
+    /// one of the server's loops (`loop`), with the server's own, under a lock, from any other thread.
+    func makeMessage(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer, on loop: Int?) -> TopicMessage {
+        let links = self.messageLinks
+        guard let settings = self.configuration.compression, payload.count >= settings.threshold,
+              topic.deflateSubscribers.load(ordering: .relaxed) > 0
+        else { return TopicMessage.make(topic, opcode, payload, loops: links) }
+        let windowBits = WebSocketCompression.deflateWindow(settings.windowBits)
+        func deflate(_ stream: DeflateStream?, _ output: inout RawBuffer) -> TopicMessage {
+            guard let stream, stream.compress(payload, into: &output), output.count < payload.count else {
+                stream?.reset()
+                return TopicMessage.make(topic, opcode, payload, loops: links)
+            }
+            stream.reset()
+            return TopicMessage.make(topic, opcode, payload, loops: links, deflated: output.bytes, windowBits: windowBits)
+        }
+        if let loop {
+            let state = self.registries[loop].unsafeValue.context.deflateState
+            defer { state.trimDeflated() }
+            return deflate(state.sharedCompressor(settings, windowBits: windowBits), &state.deflated)
+        }
+        return self.offLoopDeflate.withLock { state in
+            if state.stream == nil {
+                state.stream = DeflateStream(level: settings.level, windowBits: windowBits, memoryLevel: settings.memoryLevel)
+            }
+            defer { if state.output.capacity > 1 << 20 { state.output.free() } }
+            return deflate(state.stream, &state.output)
+        }
     }
 
     /// Hands `message` to every loop with subscribers but `skipping` (a loop index; it has it already).
@@ -87,7 +119,7 @@ extension WebSocket {
     public func publish(_ topic: Topic, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Bool {
         guard opcode == .text || opcode == .binary, let topics = self.registry.topics, topic.table === topics.table,
               let server = topics.table.server else { return false }
-        let message = TopicMessage.make(topic, opcode, payload, loops: server.messageLinks)
+        let message = server.makeMessage(topic, opcode, payload, on: topics.loopIndex)
         if topic.loopMask.load(ordering: .relaxed) & topics.loopBit != 0 { topics.enqueue(message) }
         _ = server.publish(message, skipping: topics.loopIndex)
         return true
