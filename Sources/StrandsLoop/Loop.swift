@@ -40,6 +40,10 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     /// Bit 0: the wake-up handle is closing, ``wake()`` must not touch it. Above: twice the number of
     /// ``wake()`` calls inside `uv_async_send` now, which shutdown waits out before it closes the handle.
     private let wakeState = Atomic<Int>(0)
+    /// TCP bytes read, and handed to the kernel (tried or queued), by this loop's streams. One writer:
+    /// a load and a store each.
+    private let bytesRead = Atomic<Int>(0)
+    private let bytesWritten = Atomic<Int>(0)
 
     /// The loop's one cork (see ``Cork``): what the connection whose read is being handled (or inside
     /// `withCork`) writes leaves in one write when it lets go.
@@ -107,6 +111,19 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     package var freshNow: UInt64 {
         uv_update_time(self.uvLoop)
         return uv_now(self.uvLoop)
+    }
+
+    /// TCP bytes read by this loop's streams, and written (handed to the kernel or queued for it). Any thread.
+    public var tcpByteCounts: (read: Int, written: Int) {
+        (self.bytesRead.load(ordering: .relaxed), self.bytesWritten.load(ordering: .relaxed))
+    }
+
+    @inline(__always) package func countRead(_ bytes: Int) {
+        self.bytesRead.store(self.bytesRead.load(ordering: .relaxed) &+ bytes, ordering: .relaxed)
+    }
+
+    @inline(__always) package func countWritten(_ bytes: Int) {
+        self.bytesWritten.store(self.bytesWritten.load(ordering: .relaxed) &+ bytes, ordering: .relaxed)
     }
 
     /// Whether ``run()`` has been called (the loop may since have finished).

@@ -33,6 +33,12 @@ final class EchoHandler: WebSocketHandler {
         text.add("strands_messages_sent_total", .counter, help: "WebSocket messages sent.", value: stats.messagesSent)
         text.add("strands_connection_errors_total", .counter,
                  help: "Connections that ended in an error (protocol, transport, timeout).", value: stats.errors)
+        for (cause, count) in stats.errorsByCause.labelled {
+            text.add("strands_connection_errors_by_cause_total", .counter,
+                     help: "Connections that ended in an error, by cause.", value: count, labels: [("cause", cause)])
+        }
+        text.add("strands_tcp_bytes_received_total", .counter, help: "TCP bytes read on the server's loops.", value: stats.bytesReceived)
+        text.add("strands_tcp_bytes_sent_total", .counter, help: "TCP bytes written on the server's loops.", value: stats.bytesSent)
         let rooms = topics.map { ($0.name, $0.statistics) }.sorted { $0.0 < $1.0 }
         text.add("strands_topics", .gauge, help: "Topics (rooms) made.", value: rooms.count)
         for (name, counts) in rooms {

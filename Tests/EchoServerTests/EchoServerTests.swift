@@ -91,6 +91,35 @@ struct EchoServerTests {
         #expect(samples["strands_connection_errors_total"] == "0")
         #expect(body.contains("# TYPE strands_connections_open gauge\n"))
         #expect(body.contains("# TYPE strands_messages_sent_total counter\n"))
+        // Seven small texts each way, the handshake, and this request so far: some hundreds of bytes.
+        #expect(Int(samples["strands_tcp_bytes_received_total"] ?? "") ?? 0 > 7 * 6)
+        #expect(Int(samples["strands_tcp_bytes_sent_total"] ?? "") ?? 0 > 7 * 2)
+
+        // Errors by cause: a request that is not HTTP (handshake) and an oversized message (too big). A
+        // rejected upgrade is the application's answer, not an error.
+        _ = await connectClient(to: "ws://127.0.0.1:\(server.port)/elsewhere", on: self.loop, handler: Probe())
+        let garbage = String(decoding: await rawExchange(Array("NOT HTTP AT ALL\r\n\r\n".utf8), port: server.port, on: self.loop),
+                             as: UTF8.self)
+        #expect(garbage.hasPrefix("HTTP/1.1 400 "))
+        let big = Probe()
+        var configuration = WebSocketConfiguration()
+        configuration.maxMessageSize = 4 << 20
+        let sender = try await connectClient(to: "ws://127.0.0.1:\(server.port)/ws/big", on: self.loop, handler: big,
+                                             configuration: configuration).get()
+        _ = await big.events.next()
+        sender.loop.execute { sender.value.send(binary: pattern((1 << 20) + 1)) }
+        #expect(await big.events.next() == .closed(1009, "message larger than 1048576 bytes"))
+        var causes: [String: String] = [:]
+        while causes["strands_connection_errors_by_cause_total{cause=\"too_big\"}"] != "1" {
+            let text = await self.get("/metrics", port: server.port)
+            for line in text.split(separator: "\n") where line.hasPrefix("strands_connection_errors_by_cause_total{") {
+                let parts = line.split(separator: " ")
+                causes[String(parts[0])] = String(parts[1])
+            }
+        }
+        #expect(causes["strands_connection_errors_by_cause_total{cause=\"handshake\"}"] == "1")
+        #expect(causes["strands_connection_errors_by_cause_total{cause=\"protocol\"}"] == "0")
+        #expect(causes.count == 6)
     }
 
     @Test("-pubsub: a message on /ws/room/NAME reaches every member of NAME, the sender too, and no one else")

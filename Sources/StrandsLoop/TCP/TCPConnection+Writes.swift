@@ -145,6 +145,7 @@ extension TCPConnection {
             throw UVError.notConnected.with(context: "write on a closed stream")
         }
         if total == 0 { return }
+        self.loop.countWritten(total)
         var written = 0
         // Bytes are queued only while a uv_write is under way (`startWrite` sends them at once, and
         // `didWrite` sends what came meanwhile), so one flag, on the line the read path has just

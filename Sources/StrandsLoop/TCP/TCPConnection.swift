@@ -161,6 +161,7 @@ open class TCPConnection: LoopHandleOwner {
         let tcp = UnsafeMutableRawPointer(stream!).assumingMemoryBound(to: uv_tcp_t.self)
         Unmanaged<TCPConnection>.fromOpaque(tcp.pointee.data!)._withUnsafeGuaranteedRef { connection in
             if nread > 0 {
+                Unmanaged<Loop>.fromOpaque(stream!.pointee.loop.pointee.data!)._withUnsafeGuaranteedRef { $0.countRead(nread) }
                 connection.deliver(UnsafeMutableRawBufferPointer(start: buffer!.pointee.base, count: nread))
             } else if nread == Int(UV_EOF.rawValue) {
                 connection.flags.insert(.eof)

@@ -12,7 +12,12 @@ final class ConnectionRegistry {
     // one writer (this loop), so an increment is a load and a store, and any thread may read them.
     private let received = Atomic<Int>(0)
     private let sent = Atomic<Int>(0)
-    private let errors = Atomic<Int>(0)
+    private let handshakeErrors = Atomic<Int>(0)
+    private let protocolErrors = Atomic<Int>(0)
+    private let tooBigErrors = Atomic<Int>(0)
+    private let sendCapErrors = Atomic<Int>(0)
+    private let timeoutErrors = Atomic<Int>(0)
+    private let transportErrors = Atomic<Int>(0)
     private let open = Atomic<Int>(0)
     private let opened = Atomic<Int>(0)
     let maxMessageSize: Int
@@ -68,7 +73,16 @@ final class ConnectionRegistry {
     }
     @inline(__always) func countReceived() { Self.bump(self.received) }
     @inline(__always) func countSent() { Self.bump(self.sent) }
-    func countError() { Self.bump(self.errors) }
+    func countError(_ cause: ErrorCause) {
+        switch cause {
+        case .handshake: Self.bump(self.handshakeErrors)
+        case .protocol: Self.bump(self.protocolErrors)
+        case .tooBig: Self.bump(self.tooBigErrors)
+        case .sendCap: Self.bump(self.sendCapErrors)
+        case .timeout: Self.bump(self.timeoutErrors)
+        case .transport: Self.bump(self.transportErrors)
+        }
+    }
     func countOpened() {
         Self.bump(self.open)
         Self.bump(self.opened)
@@ -77,10 +91,18 @@ final class ConnectionRegistry {
 
     /// The counts now. Safe from any thread (the one part of a registry that is): relaxed atomics.
     var statistics: WebSocketStatistics {
-        WebSocketStatistics(open: self.open.load(ordering: .relaxed), opened: self.opened.load(ordering: .relaxed),
-                            messagesReceived: self.received.load(ordering: .relaxed),
-                            messagesSent: self.sent.load(ordering: .relaxed),
-                            errors: self.errors.load(ordering: .relaxed))
+        var causes = WebSocketErrorCounts()
+        causes.handshake = self.handshakeErrors.load(ordering: .relaxed)
+        causes.protocol = self.protocolErrors.load(ordering: .relaxed)
+        causes.tooBig = self.tooBigErrors.load(ordering: .relaxed)
+        causes.sendCap = self.sendCapErrors.load(ordering: .relaxed)
+        causes.timeout = self.timeoutErrors.load(ordering: .relaxed)
+        causes.transport = self.transportErrors.load(ordering: .relaxed)
+        var statistics = WebSocketStatistics(open: self.open.load(ordering: .relaxed), opened: self.opened.load(ordering: .relaxed),
+                                             messagesReceived: self.received.load(ordering: .relaxed),
+                                             messagesSent: self.sent.load(ordering: .relaxed), errors: causes.total)
+        statistics.errorsByCause = causes
+        return statistics
     }
 
     /// Every connection, in no particular order.

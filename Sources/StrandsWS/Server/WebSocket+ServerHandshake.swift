@@ -103,7 +103,7 @@ extension WebSocket {
 
     /// Sends an HTTP response and closes once it is written (or the close timeout passes).
     func refuse(_ response: HTTPResponse, countsAsError: Bool = true) {
-        if countsAsError { self.registry.countError() }
+        if countsAsError { self.registry.countError(.handshake) }
         _ = self.state.respondedWithHTTP()
         self.cold?.head?.release()
         self.cold?.head = nil

@@ -85,7 +85,13 @@ public final class WebSocketServer: Sendable {
     /// snapshot taken at one instant.
     public func statistics() -> WebSocketStatistics {
         // Off the loops, the registries' counters alone are read: atomics, meant for it.
-        self.registries.reduce(WebSocketStatistics()) { $0 + $1.unsafeValue.statistics }
+        var statistics = self.registries.reduce(WebSocketStatistics()) { $0 + $1.unsafeValue.statistics }
+        for loop in self.group.loops {
+            let bytes = loop.tcpByteCounts
+            statistics.bytesReceived += bytes.read
+            statistics.bytesSent += bytes.written
+        }
+        return statistics
     }
 
     /// Starts the closing handshake with every connection: open ones get a close frame (1001 by default,
