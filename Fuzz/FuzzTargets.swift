@@ -9,6 +9,9 @@
 //                   round trip of the same bytes through the compressor, which must give them back
 //   deflate-offers  permessage-deflate negotiation: a Sec-WebSocket-Extensions value answered by both
 //                   server modes, the answer accepted by both client modes, the agreements consistent
+//   resp            RESPReader: replies whole and cut short (a cut reply is never whole, never an error)
+//   bridge-frame    the Redis bridge's check of another node's frame, against the frame parser: what
+//                   the check lets through must parse as exactly that one text or binary message
 //
 // The frame targets are differential: the input is parsed whole and again split into pieces at
 // offsets the input itself chooses; the two runs must report the same messages and the same result.
@@ -34,6 +37,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case "inflate": fuzzInflate(input)
     case "deflate-offers": fuzzDeflateOffers(input)
     case "resp": fuzzRESP(input)
+    case "bridge-frame": fuzzBridgeFrame(input)
     default: fatalError("unknown STRANDS_FUZZ_TARGET '\(target)'")
     }
     return 0
@@ -234,4 +238,17 @@ func fuzzRESP(_ input: UnsafeBufferPointer<UInt8>) {
         precondition((try? RESPReader.read(exact, at: offset)) == reply, "the reply alone reads differently")
         offset = reply.end
     }
+}
+
+func fuzzBridgeFrame(_ input: UnsafeBufferPointer<UInt8>) {
+    let frame = UnsafeRawBufferPointer(input)
+    guard let header = RedisBridgeCore.wholeMessageFrameHeader(frame) else { return }
+    var parser = FrameParser(expectMasked: false, maxMessageSize: 1 << 30, allowedRSV: 0)
+    var record = Record()
+    var bytes = Array(input)
+    let result = bytes.withUnsafeMutableBytes { parser.parse($0, into: &record) }
+    parser.release()
+    guard case .consumedAll = result else { preconditionFailure("the check passed a frame the parser ends with \(result)") }
+    precondition(record.events.count == 1, "the check passed \(record.events.count) messages as one")
+    precondition(record.events[0] == [input[0] & 0x0F] + Array(input[header...]), "the check and the parser disagree on the payload")
 }

@@ -2,7 +2,8 @@
 # Fuzzes the parsers that read untrusted bytes with libFuzzer: the frame parser in both roles (with
 # UTF-8 validation, parsed whole and split, which must agree), the HTTP request head reader with the
 # upgrade checks, the client's reader of the handshake response, the inflate path, the extension-header
-# parser with both sides' negotiation, and the Redis reply reader (whole and cut). See Fuzz/FuzzTargets.swift.
+# parser with both sides' negotiation, the Redis reply reader (whole and cut) and the Redis bridge's check
+# of another node's frame (against the frame parser). See Fuzz/FuzzTargets.swift.
 #
 #   bash scripts/fuzz.sh SECONDS [TARGET...]     # each target for SECONDS (default 30), two at a time
 #
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-30}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frames-server frames-client http-request http-response inflate deflate-offers resp)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frames-server frames-client http-request http-response inflate deflate-offers resp bridge-frame)
 JOBS=${JOBS:-2}
 OUT=.build-fuzz
 mkdir -p "$OUT"
