@@ -18,6 +18,7 @@ final class LoopTopics {
     private var pending: [TopicMessage] = []
     /// Made on first use, so a server without topics adds nothing to a loop's turn.
     private var flushCheck: LoopCheck?
+    private var flushing = false
 
     /// On the loop's thread.
     init(table: TopicTable, inbox: TopicInbox) {
@@ -100,18 +101,21 @@ final class LoopTopics {
     /// Delivers what is pending: each run of consecutive messages for one topic reaches each of its
     /// subscribers here in one write (publishing order is kept, across topics too).
     func flush() {
-        guard !self.pending.isEmpty else { return }
+        // A publish made while this runs (nothing in a write calls back into a handler today) joins the
+        // list and goes out in this same pass.
+        guard !self.pending.isEmpty, !self.flushing else { return }
+        self.flushing = true
         var start = 0
-        let count = self.pending.count
-        while start < count {
+        while start < self.pending.count {
             let topic = self.pending[start].topic
             var end = start + 1
-            while end < count && self.pending[end].topic === topic { end += 1 }
+            while end < self.pending.count && self.pending[end].topic === topic { end += 1 }
             self.deliver(start..<end, to: topic)
             start = end
         }
         // Keep the array for the next turn unless a burst made it large.
         self.pending.removeAll(keepingCapacity: self.pending.capacity <= 4096)
+        self.flushing = false
     }
 
     private func deliver(_ run: Range<Int>, to topic: Topic) {
