@@ -79,6 +79,10 @@ if not kind.startswith("text/plain; version=0.0.4"): problems.append(f"content t
 if samples.get("strands_connections_opened_total", 0) < 1: problems.append("no connection counted")
 if samples.get("strands_messages_received_total", 0) < 2000: problems.append("messages not counted")
 if samples.get("strands_messages_sent_total") != samples.get("strands_messages_received_total"): problems.append("echoes != messages")
+if samples.get("strands_tcp_bytes_received_total", 0) < 2000: problems.append("bytes received not counted")
+causes = {s.labels.get("cause") for f in text_string_to_metric_families(text) for s in f.samples
+          if s.name == "strands_connection_errors_by_cause_total"}
+if causes != {"handshake", "protocol", "too_big", "send_cap", "timeout", "transport"}: problems.append(f"causes {causes}")
 print(f"interop prometheus_client parses /metrics: {len(samples)} samples"
       + (": " + ", ".join(problems) if problems else ": ok"))
 sys.exit(1 if problems else 0)
