@@ -41,9 +41,12 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     /// ``wake()`` calls inside `uv_async_send` now, which shutdown waits out before it closes the handle.
     private let wakeState = Atomic<Int>(0)
     /// TCP bytes read, and handed to the kernel (tried or queued), by this loop's streams. One writer:
-    /// a load and a store each.
+    /// a load and a store each. Padded past a cache line on each side: other threads write `wakeState`
+    /// and read `runningThread`, and counters on their line would make every read and write pay for it.
+    private let paddingBefore: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let bytesRead = Atomic<Int>(0)
     private let bytesWritten = Atomic<Int>(0)
+    private let paddingAfter: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
 
     /// The loop's one cork (see ``Cork``): what the connection whose read is being handled (or inside
     /// `withCork`) writes leaves in one write when it lets go.
@@ -294,3 +297,4 @@ protocol LoopHandleOwner: AnyObject {
     /// Closes the handle because the loop is shutting down.
     func closeForShutdown()
 }
+
