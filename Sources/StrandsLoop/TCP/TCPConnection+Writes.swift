@@ -145,6 +145,29 @@ extension TCPConnection {
             throw UVError.notConnected.with(context: "write on a closed stream")
         }
         if total == 0 { return }
+        if _slowPath(self.filter != nil) {
+            try self.submitThroughFilter(bufs, count: count, total: total)
+            return
+        }
+        try self.writeToSocket(bufs, count: count, total: total)
+    }
+
+    /// Writes to the socket itself, below any filter: a filter's output.
+    package func submitUnfiltered(_ bufs: UnsafeMutablePointer<uv_buf_t>, count: Int, total: Int) throws(UVError) {
+        if self.flags.contains(.closing) || self.flags.contains(.shutdownRequested) {
+            throw UVError.notConnected.with(context: "write on a closed stream")
+        }
+        if total == 0 { return }
+        try self.writeToSocket(bufs, count: count, total: total)
+    }
+
+    @inline(never)
+    private func submitThroughFilter(_ bufs: UnsafeMutablePointer<uv_buf_t>, count: Int, total: Int) throws(UVError) {
+        try self.filter!.filterWrite(self, bufs, count: count, total: total)
+    }
+
+    @inline(__always)
+    private func writeToSocket(_ bufs: UnsafeMutablePointer<uv_buf_t>, count: Int, total: Int) throws(UVError) {
         self.loop.countWritten(total)
         var written = 0
         // Bytes are queued only while a uv_write is under way (`startWrite` sends them at once, and

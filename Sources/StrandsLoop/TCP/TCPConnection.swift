@@ -23,6 +23,8 @@ open class TCPConnection: LoopHandleOwner {
     /// on every read and write.
     @exclusivity(unchecked) var writes: WriteQueue?
     @exclusivity(unchecked) package var flags: TCPFlags = []
+    /// A layer under the protocol (TLS), if any: see ``TCPFilter``.
+    @exclusivity(unchecked) package var filter: (any TCPFilter)?
     /// How many times reading was paused because pending writes passed the high-water mark (saturating).
     @exclusivity(unchecked) package var backpressurePauseCount: UInt16 = 0
     /// Pending write bytes above which reading pauses, and at or below which it resumes.
@@ -162,7 +164,8 @@ open class TCPConnection: LoopHandleOwner {
         Unmanaged<TCPConnection>.fromOpaque(tcp.pointee.data!)._withUnsafeGuaranteedRef { connection in
             if nread > 0 {
                 Unmanaged<Loop>.fromOpaque(stream!.pointee.loop.pointee.data!)._withUnsafeGuaranteedRef { $0.countRead(nread) }
-                connection.deliver(UnsafeMutableRawBufferPointer(start: buffer!.pointee.base, count: nread))
+                let bytes = UnsafeMutableRawBufferPointer(start: buffer!.pointee.base, count: nread)
+                if _fastPath(connection.filter == nil) { connection.deliverRead(bytes) } else { connection.readThroughFilter(bytes) }
             } else if nread == Int(UV_EOF.rawValue) {
                 connection.flags.insert(.eof)
                 connection.updateReading()
@@ -174,9 +177,12 @@ open class TCPConnection: LoopHandleOwner {
         }
     }
 
+    @inline(never)
+    private func readThroughFilter(_ bytes: UnsafeMutableRawBufferPointer) { self.filter!.filterRead(self, bytes) }
+
     /// One read: corked, so that everything the owner writes while handling it leaves in one write.
     @inline(__always)
-    private func deliver(_ bytes: UnsafeMutableRawBufferPointer) {
+    func deliverRead(_ bytes: UnsafeMutableRawBufferPointer) {
         self.withLoop { loop in
             let cork = loop.cork
             self.takeCork(cork)
@@ -209,6 +215,10 @@ open class TCPConnection: LoopHandleOwner {
 
     private func didClose() {
         self.flags.insert(.closed)
+        if let filter = self.filter {
+            self.filter = nil
+            filter.filterClosed(self)
+        }
         let error = self.writes?.closeError
         self.writes = nil
         self.events.pointee.didClose(self, error)

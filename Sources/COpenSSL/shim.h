@@ -1,0 +1,41 @@
+/* COpenSSL: the one place Strands touches OpenSSL's C headers (OpenSSL 3).
+ *
+ * Several calls StrandsTLS needs are macros over SSL_CTX_ctrl, SSL_ctrl and BIO_ctrl, which Swift
+ * cannot import; these wrappers make them functions.
+ */
+#ifndef COPENSSL_SHIM_H
+#define COPENSSL_SHIM_H
+
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <openssl/bio.h>
+
+static inline int copenssl_ctx_set_min_proto(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, version);
+}
+
+static inline int copenssl_set_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+
+static inline void copenssl_bio_set_retry_read(BIO *bio) { BIO_set_retry_read(bio); }
+
+static inline void copenssl_bio_clear_retry(BIO *bio) { BIO_clear_retry_flags(bio); }
+
+static inline long copenssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+
+static inline int copenssl_ctx_set_servername_callback(SSL_CTX *ctx, int (*callback)(SSL *, int *, void *), void *arg) {
+    if (!SSL_CTX_set_tlsext_servername_callback(ctx, callback)) return 0;
+    return (int)SSL_CTX_set_tlsext_servername_arg(ctx, arg);
+}
+
+static inline int copenssl_ctx_set_session_cache_mode(SSL_CTX *ctx, long mode) {
+    return (int)SSL_CTX_set_session_cache_mode(ctx, mode);
+}
+
+static const int copenssl_tlsext_err_ok = SSL_TLSEXT_ERR_OK;
+static const int copenssl_tlsext_err_noack = SSL_TLSEXT_ERR_NOACK;
+static const int copenssl_tlsext_err_alert_fatal = SSL_TLSEXT_ERR_ALERT_FATAL;
+
+#endif
