@@ -33,6 +33,8 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     public private(set) var closeResult: Int32?
     /// The position of this loop in its group (0 for a loop on its own).
     public let index: Int
+    /// The filters of this loop's connections that have one (TLS), by connection. Loop-confined.
+    package var filters: [ObjectIdentifier: any TCPFilter] = [:]
     /// Per-loop singletons of higher layers, by type; see ``local(_:make:)``.
     private var locals: [ObjectIdentifier: AnyObject] = [:]
     /// Run on every wake-up after the inbox: higher layers' lock-free hand-offs (see ``wake()``).
@@ -157,6 +159,7 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         self.closeResult = rc
         self.locals = [:]  // Per-loop objects often hold the loop: let the cycle go with the loop.
         self.wakeHandlers = []
+        self.filters = [:]
         self.runningThread.store(0, ordering: .releasing)
     }
 

@@ -145,7 +145,7 @@ extension TCPConnection {
             throw UVError.notConnected.with(context: "write on a closed stream")
         }
         if total == 0 { return }
-        if _slowPath(self.filter != nil) {
+        if _slowPath(self.flags.contains(.filtered)) {
             try self.submitThroughFilter(bufs, count: count, total: total)
             return
         }
@@ -163,7 +163,8 @@ extension TCPConnection {
 
     @inline(never)
     private func submitThroughFilter(_ bufs: UnsafeMutablePointer<uv_buf_t>, count: Int, total: Int) throws(UVError) {
-        try self.filter!.filterWrite(self, bufs, count: count, total: total)
+        guard let filter = self.filter else { throw UVError.notConnected.with(context: "write on a closed stream") }
+        try filter.filterWrite(self, bufs, count: count, total: total)
     }
 
     @inline(__always)

@@ -23,8 +23,6 @@ open class TCPConnection: LoopHandleOwner {
     /// on every read and write.
     @exclusivity(unchecked) var writes: WriteQueue?
     @exclusivity(unchecked) package var flags: TCPFlags = []
-    /// A layer under the protocol (TLS), if any: see ``TCPFilter``.
-    @exclusivity(unchecked) package var filter: (any TCPFilter)?
     /// How many times reading was paused because pending writes passed the high-water mark (saturating).
     @exclusivity(unchecked) package var backpressurePauseCount: UInt16 = 0
     /// Pending write bytes above which reading pauses, and at or below which it resumes.
@@ -165,7 +163,7 @@ open class TCPConnection: LoopHandleOwner {
             if nread > 0 {
                 Unmanaged<Loop>.fromOpaque(stream!.pointee.loop.pointee.data!)._withUnsafeGuaranteedRef { $0.countRead(nread) }
                 let bytes = UnsafeMutableRawBufferPointer(start: buffer!.pointee.base, count: nread)
-                if _fastPath(connection.filter == nil) { connection.deliverRead(bytes) } else { connection.readThroughFilter(bytes) }
+                if _fastPath(!connection.flags.contains(.filtered)) { connection.deliverRead(bytes) } else { connection.readThroughFilter(bytes) }
             } else if nread == Int(UV_EOF.rawValue) {
                 connection.flags.insert(.eof)
                 connection.updateReading()
@@ -178,7 +176,7 @@ open class TCPConnection: LoopHandleOwner {
     }
 
     @inline(never)
-    private func readThroughFilter(_ bytes: UnsafeMutableRawBufferPointer) { self.filter!.filterRead(self, bytes) }
+    private func readThroughFilter(_ bytes: UnsafeMutableRawBufferPointer) { self.filter?.filterRead(self, bytes) }
 
     /// One read: corked, so that everything the owner writes while handling it leaves in one write.
     @inline(__always)
@@ -215,7 +213,7 @@ open class TCPConnection: LoopHandleOwner {
 
     private func didClose() {
         self.flags.insert(.closed)
-        if let filter = self.filter {
+        if self.flags.contains(.filtered), let filter = self.filter {
             self.filter = nil
             filter.filterClosed(self)
         }

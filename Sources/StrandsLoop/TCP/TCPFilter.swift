@@ -17,6 +17,21 @@ package protocol TCPFilter: AnyObject {
 }
 
 extension TCPConnection {
+    /// The connection's filter. Kept by the loop, not in the connection, so that the many connections
+    /// without one carry no byte for it: a flag bit says there is one.
+    package var filter: (any TCPFilter)? {
+        get { self.flags.contains(.filtered) ? self.loop.filters[ObjectIdentifier(self)] : nil }
+        set {
+            if let newValue {
+                self.loop.filters[ObjectIdentifier(self)] = newValue
+                self.flags.insert(.filtered)
+            } else if self.flags.contains(.filtered) {
+                self.loop.filters[ObjectIdentifier(self)] = nil
+                self.flags.remove(.filtered)
+            }
+        }
+    }
+
     /// Hands bytes the filter made (plaintext) to the protocol, as a read would, holding the cork.
     package func deliverFiltered(_ bytes: UnsafeMutableRawBufferPointer) {
         guard !self.tcpIsClosing else { return }

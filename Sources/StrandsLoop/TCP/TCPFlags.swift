@@ -10,4 +10,6 @@ package struct TCPFlags: OptionSet {
     package static let closed = TCPFlags(rawValue: 1 << 5)
     package static let shutdownRequested = TCPFlags(rawValue: 1 << 6)
     package static let writing = TCPFlags(rawValue: 1 << 7)
+    /// A ``TCPFilter`` sits under the protocol; the loop keeps it (``Loop/filters``).
+    package static let filtered = TCPFlags(rawValue: 1 << 8)
 }
