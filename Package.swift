@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "StrandsLoop", targets: ["StrandsLoop"]),
         .library(name: "StrandsWS", targets: ["StrandsWS"]),
+        .library(name: "StrandsTLS", targets: ["StrandsTLS"]),
         .executable(name: "echoserver", targets: ["echoserver"]),
         .executable(name: "perftest", targets: ["perftest"]),
     ],
@@ -36,7 +37,15 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // TLS (OpenSSL 3), in a module of its own so that plain users do not link OpenSSL.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(name: "StrandsLoop", dependencies: ["CUV"], swiftSettings: strictSettings),
+        .target(name: "StrandsTLS", dependencies: ["StrandsLoop", "COpenSSL"], swiftSettings: strictSettings),
         .target(name: "StrandsWS", dependencies: ["StrandsLoop", "CZlib"], swiftSettings: strictSettings),
         // What the command-line tools share: flag parsing that exits 2 like the Go tools, line output, logging.
         .target(
@@ -63,6 +72,7 @@ let package = Package(
         // Drives StrandsWS through the Autobahn TestSuite (kosoku) as server and as client.
         .executableTarget(name: "strands-autobahn", dependencies: ["StrandsCLI"], swiftSettings: strictSettings),
         .testTarget(name: "StrandsLoopTests", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
+        .testTarget(name: "StrandsTLSTests", dependencies: ["StrandsTLS"], swiftSettings: strictSettings),
         // Helpers the test targets share: event queues, a recording handler, a loopback client.
         .target(name: "StrandsTestSupport", dependencies: ["StrandsWS"], path: "Tests/StrandsTestSupport",
                 swiftSettings: strictSettings),

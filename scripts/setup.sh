@@ -15,6 +15,10 @@ pkg-config --exists zlib 2>/dev/null || need+=(zlib1g-dev)
 # Debian ships venv's pip bootstrap (ensurepip) separately, in python3-venv.
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3 python3-venv)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# TLS: OpenSSL 3's headers to build StrandsTLS, the openssl command for the tests' certificates, the CA store.
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -d /etc/ssl/certs ] && [ -n "$(ls -A /etc/ssl/certs 2>/dev/null)" ] || need+=(ca-certificates)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
@@ -25,3 +29,4 @@ pkg-config --exists libuv || { echo "setup: libuv still not found by pkg-config"
 pkg-config --exists zlib || { echo "setup: zlib still not found by pkg-config" >&2; exit 1; }
 python3 -c 'import ensurepip, venv' || { echo "setup: python3 with venv still missing" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "setup: redis-server still missing" >&2; exit 1; }
+pkg-config --exists openssl || { echo "setup: OpenSSL's headers still not found by pkg-config" >&2; exit 1; }

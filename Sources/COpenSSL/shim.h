@@ -34,6 +34,10 @@ static inline int copenssl_ctx_set_session_cache_mode(SSL_CTX *ctx, long mode) {
     return (int)SSL_CTX_set_session_cache_mode(ctx, mode);
 }
 
+static inline uint64_t copenssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
+
+static inline long copenssl_ctx_set_options(SSL_CTX *ctx, uint64_t options) { return (long)SSL_CTX_set_options(ctx, options); }
+
 static const int copenssl_tlsext_err_ok = SSL_TLSEXT_ERR_OK;
 static const int copenssl_tlsext_err_noack = SSL_TLSEXT_ERR_NOACK;
 static const int copenssl_tlsext_err_alert_fatal = SSL_TLSEXT_ERR_ALERT_FATAL;

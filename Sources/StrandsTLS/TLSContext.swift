@@ -1,0 +1,75 @@
+import COpenSSL
+
+/// An OpenSSL context (`SSL_CTX`): certificates, trust and protocol settings, shared by the
+/// connections made from it, on any loop (OpenSSL allows that once the context is configured; it is
+/// never changed after `init`: a reload makes a new context).
+///
+/// TLS 1.2 and 1.3 only; renegotiation refused; session tickets on (OpenSSL's default).
+public final class TLSContext: @unchecked Sendable {  // Safe: configured in init, then only read.
+    public enum Role: Sendable { case server, client }
+
+    /// Where a client finds the certificates it trusts.
+    public enum Trust: Sendable, Equatable {
+        /// The system's CA store (Debian: `ca-certificates`, /etc/ssl/certs).
+        case system
+        /// The CAs in this PEM file, only.
+        case file(String)
+        /// No verification at all. For tests against certificates nobody signed: loudly named, because
+        /// it lets anyone in the middle read and change the traffic.
+        case insecureNoVerification
+    }
+
+    public let role: Role
+    let context: OpaquePointer
+    /// Client: whether peer certificates are verified (and the host name checked).
+    let verifies: Bool
+
+    /// A server context from a PEM certificate chain (leaf first) and its PEM private key.
+    public static func server(certificateChain: String, privateKey: String) throws(TLSError) -> TLSContext {
+        let context = try TLSContext(role: .server, verifies: false)
+        guard SSL_CTX_use_certificate_chain_file(context.context, certificateChain) == 1 else {
+            throw TLSError(.configuration, "certificate chain \(certificateChain): " + TLSError.drainQueue("cannot be read"))
+        }
+        guard SSL_CTX_use_PrivateKey_file(context.context, privateKey, SSL_FILETYPE_PEM) == 1 else {
+            throw TLSError(.configuration, "private key \(privateKey): " + TLSError.drainQueue("cannot be read"))
+        }
+        guard SSL_CTX_check_private_key(context.context) == 1 else {
+            throw TLSError(.configuration, "private key \(privateKey) does not match certificate \(certificateChain): "
+                + TLSError.drainQueue("mismatch"))
+        }
+        return context
+    }
+
+    /// A client context that trusts `trust`; peers' certificates are verified, and their host name
+    /// checked against the name connected to, unless `trust` is ``Trust/insecureNoVerification``.
+    public static func client(trust: Trust = .system) throws(TLSError) -> TLSContext {
+        let context = try TLSContext(role: .client, verifies: trust != .insecureNoVerification)
+        switch trust {
+        case .system:
+            guard SSL_CTX_set_default_verify_paths(context.context) == 1 else {
+                throw TLSError(.configuration, "system CA store: " + TLSError.drainQueue("cannot be loaded"))
+            }
+        case .file(let path):
+            guard SSL_CTX_load_verify_locations(context.context, path, nil) == 1 else {
+                throw TLSError(.configuration, "CA file \(path): " + TLSError.drainQueue("cannot be read"))
+            }
+        case .insecureNoVerification:
+            break
+        }
+        SSL_CTX_set_verify(context.context, context.verifies ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nil)
+        return context
+    }
+
+    private init(role: Role, verifies: Bool) throws(TLSError) {
+        guard let made = SSL_CTX_new(role == .server ? TLS_server_method() : TLS_client_method()) else {
+            throw TLSError(.configuration, TLSError.drainQueue("SSL_CTX_new failed"))
+        }
+        self.context = made
+        self.role = role
+        self.verifies = verifies
+        _ = copenssl_ctx_set_min_proto(made, TLS1_2_VERSION)
+        _ = copenssl_ctx_set_options(made, copenssl_op_no_renegotiation())
+    }
+
+    deinit { SSL_CTX_free(self.context) }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import StrandsLoop
+import StrandsTLS
+import Synchronization
+import Testing
+
+/// Certificates made at run time with the openssl command: a CA, a server certificate it signed for
+/// localhost and 127.0.0.1 (ECDSA P-256), and a second CA that signed nothing here.
+final class TestCertificates: Sendable {
+    let folder: URL
+    var ca: String { self.folder.appendingPathComponent("ca.pem").path }
+    var otherCA: String { self.folder.appendingPathComponent("other-ca.pem").path }
+    var chain: String { self.folder.appendingPathComponent("server.pem").path }
+    var key: String { self.folder.appendingPathComponent("server.key").path }
+
+    init() throws {
+        self.folder = FileManager.default.temporaryDirectory.appendingPathComponent("strands-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.folder, withIntermediateDirectories: true)
+        let ext = self.folder.appendingPathComponent("san.ext")
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n".write(to: ext, atomically: true, encoding: .utf8)
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key",
+             "-out", "ca.pem", "-days", "2", "-subj", "/CN=Strands Test CA"],
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "other-ca.key",
+             "-out", "other-ca.pem", "-days", "2", "-subj", "/CN=Another CA"],
+            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key",
+             "-out", "server.csr", "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "server.pem", "-days", "2", "-extfile", "san.ext"],
+        ]
+        for step in steps {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = step
+            process.currentDirectoryURL = self.folder
+            process.standardOutput = FileHandle.nullDevice
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else {
+                let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                throw CertificateError(description: "openssl \(step.joined(separator: " ")): \(text)")
+            }
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(at: self.folder) }
+}
+
+struct CertificateError: Error, CustomStringConvertible { let description: String }
+
+struct Failure: Error, Equatable { let text: String }
+
+/// Echoes what it reads.
+final class Echo: TCPStreamDelegate, Sendable {
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) { try? stream.write(bytes) }
+}
+
+/// Collects what it reads, and reports when `expected` bytes have come or the stream closed.
+final class Collector: TCPStreamDelegate, @unchecked Sendable {  // Safe: loop-confined but for `done`.
+    var bytes: [UInt8] = []
+    let expected: Int
+    let done: @Sendable (Result<[UInt8], Failure>) -> Void
+    init(expected: Int, done: @escaping @Sendable (Result<[UInt8], Failure>) -> Void) {
+        self.expected = expected
+        self.done = done
+    }
+    func stream(_ stream: TCPStream, didRead bytes: UnsafeMutableRawBufferPointer) {
+        self.bytes.append(contentsOf: bytes)
+        if self.bytes.count >= self.expected {
+            self.done(.success(self.bytes))
+            stream.close()
+        }
+    }
+    func stream(_ stream: TCPStream, didCloseWith error: UVError?) {
+        if self.bytes.count < self.expected { self.done(.failure(Failure(text: (error.map { "\($0)" } ?? "closed") + " after \(self.bytes.count) of \(self.expected) bytes"))) }
+    }
+}
+
+/// One result handed from a loop to the test.
+final class Outcome<T: Sendable>: Sendable {
+    private let value = Mutex<T?>(nil)
+    func set(_ new: T) { self.value.withLock { if $0 == nil { $0 = new } } }
+    func wait() async -> T {
+        while true {
+            if let value = self.value.withLock({ $0 }) { return value }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+}
+
+@Suite("TLS on TCPStream", .serialized, .timeLimit(.minutes(1)))
+struct TLSStreamTests {
+    let certificates: TestCertificates
+    let group: LoopGroup
+    let port: Int
+
+    init() throws {
+        self.certificates = try TestCertificates()
+        self.group = try LoopGroup(loopCount: 2)
+        let server = try TLSContext.server(certificateChain: self.certificates.chain, privateKey: self.certificates.key)
+        let echo = Echo()
+        self.port = try self.group.listen(host: "127.0.0.1", port: 0) { stream in
+            stream.delegate = echo
+            try? stream.startTLS(server)
+            stream.startReading()
+        }.port
+    }
+
+    /// Connects over TLS, sends `payload`, and returns what came back (or why not), and the handshake's result.
+    func exchange(_ payload: [UInt8], trust: TLSContext.Trust, serverName: String) async throws
+        -> (handshake: TLSError?, echo: Result<[UInt8], Failure>, version: String?)
+    {
+        let version = Outcome<String?>()
+        let context = try TLSContext.client(trust: trust)
+        let handshake = Outcome<TLSError?>()
+        let echo = Outcome<Result<[UInt8], Failure>>()
+        let loop = self.group.loops[0]
+        let port = self.port
+        loop.execute {
+            TCPStream.connect(on: loop, host: "127.0.0.1", port: port) { result in
+                guard case .success(let stream) = result else { return echo.set(.failure(Failure(text: "connect failed"))) }
+                stream.delegate = Collector(expected: payload.count) { echo.set($0) }
+                do {
+                    try stream.startTLS(context, serverName: serverName) { error in
+                        version.set(stream.tlsProtocol)
+                        handshake.set(error)
+                    }
+                } catch {
+                    handshake.set(error as? TLSError ?? TLSError(.configuration, "\(error)"))
+                }
+                stream.startReading()
+                try? stream.write(payload)  // Before the handshake ends: it waits for it.
+            }
+        }
+        let done = await handshake.wait()
+        return (done, await echo.wait(), await version.wait())
+    }
+
+    @Test("an echo over TLS 1.3, verified against the test CA: small and large writes come back intact")
+    func echo() async throws {
+        defer { self.group.shutdown() }
+        let small = Array("hello over TLS".utf8)
+        let (handshake, echoed, version) = try await self.exchange(small, trust: .file(self.certificates.ca), serverName: "localhost")
+        #expect(handshake == nil)
+        #expect(version == "TLSv1.3")
+        #expect(try echoed.get() == small)
+        let large = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }  // Many records, and backpressure.
+        let (_, bigEcho, _) = try await self.exchange(large, trust: .file(self.certificates.ca), serverName: "127.0.0.1")
+        #expect(try bigEcho.get() == large)
+    }
+
+    @Test("a certificate from an unknown CA, or for another name, fails verification with OpenSSL's reason")
+    func verification() async throws {
+        defer { self.group.shutdown() }
+        let unknown = try await self.exchange([1], trust: .file(self.certificates.otherCA), serverName: "localhost")
+        #expect(unknown.handshake?.kind == .verification)
+        #expect(unknown.handshake?.certificateProblem == "unable to get local issuer certificate")
+        let mismatch = try await self.exchange([1], trust: .file(self.certificates.ca), serverName: "example.org")
+        #expect(mismatch.handshake?.kind == .verification)
+        #expect(mismatch.handshake?.certificateProblem == "hostname mismatch")
+        // The loudly named opt-out connects anyway.
+        let insecure = try await self.exchange([7, 7], trust: .insecureNoVerification, serverName: "example.org")
+        #expect(insecure.handshake == nil)
+        #expect(try insecure.echo.get() == [7, 7])
+    }
+
+    @Test("plaintext HTTP on the TLS port is closed; the server goes on serving TLS")
+    func plaintext() async throws {
+        defer { self.group.shutdown() }
+        let closed = Outcome<Result<[UInt8], Failure>>()
+        let loop = self.group.loops[1]
+        let port = self.port
+        loop.execute {
+            TCPStream.connect(on: loop, host: "127.0.0.1", port: port) { result in
+                guard case .success(let stream) = result else { return closed.set(.failure(Failure(text: "connect failed"))) }
+                stream.delegate = Collector(expected: 1 << 20) { closed.set($0) }
+                stream.startReading()
+                try? stream.write(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            }
+        }
+        guard case .failure = await closed.wait() else {
+            Issue.record("the server answered plaintext")
+            return
+        }
+        let after = try await self.exchange([42], trust: .file(self.certificates.ca), serverName: "localhost")
+        #expect(after.handshake == nil)
+        #expect(try after.echo.get() == [42])
+    }
+}
