@@ -72,7 +72,7 @@ let package = Package(
         // Drives StrandsWS through the Autobahn TestSuite (kosoku) as server and as client.
         .executableTarget(name: "strands-autobahn", dependencies: ["StrandsCLI"], swiftSettings: strictSettings),
         .testTarget(name: "StrandsLoopTests", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
-        .testTarget(name: "StrandsTLSTests", dependencies: ["StrandsTLS"], swiftSettings: strictSettings),
+        .testTarget(name: "StrandsTLSTests", dependencies: ["StrandsTLS", "StrandsWS", "StrandsTestSupport"], swiftSettings: strictSettings),
         // Helpers the test targets share: event queues, a recording handler, a loopback client.
         .target(name: "StrandsTestSupport", dependencies: ["StrandsWS"], path: "Tests/StrandsTestSupport",
                 swiftSettings: strictSettings),

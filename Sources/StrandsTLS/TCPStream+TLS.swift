@@ -1,7 +1,7 @@
 import COpenSSL
 import StrandsLoop
 
-extension TCPStream {
+extension TCPConnection {
     /// Runs TLS on this stream from now on: reads are decrypted before the delegate sees them, writes
     /// encrypted (what is written before the handshake ends waits for it). A client context sends its
     /// ClientHello at once, with `serverName` as SNI and, when the context verifies, as the name the
@@ -9,6 +9,7 @@ extension TCPStream {
     /// stream is then closed). Loop-confined.
     public func startTLS(_ context: TLSContext, serverName: String? = nil,
                          _ completion: ((TLSError?) -> Void)? = nil) throws(TLSError) {
+        precondition(self.filter == nil, "TLS is on already")
         guard let filter = TLSFilter(context: context, loop: self.loop, serverName: serverName) else {
             throw TLSError(.configuration, TLSError.drainQueue("SSL_new failed"))
         }
@@ -25,4 +26,10 @@ extension TCPStream {
 
     /// Whether the stream runs TLS and its handshake is done.
     public var isTLSEstablished: Bool { (self.filter as? TLSFilter)?.handshakeDone ?? false }
+}
+
+extension TLSContext: ConnectionSecurity {
+    public func secure(_ connection: TCPConnection, serverName: String?, _ completion: @escaping ((any Error)?) -> Void) throws {
+        try connection.startTLS(self, serverName: serverName) { completion($0) }
+    }
 }

@@ -126,7 +126,7 @@ struct Report: Codable, Sendable {
             Output.line("Reply timeouts:  \(s.timeouts)" + (s.late > 0 ? " (\(s.late) answered late)" : ""))
         }
         Output.line("Errors:          \(s.errors) (refused \(s.refused), connect \(s.connectFailed), "
-            + "handshake \(s.handshakeFailed), timed out \(s.connectTimedOut), closed by server \(s.closedByServer))")
+            + "handshake \(s.handshakeFailed), timed out \(s.connectTimedOut), tls \(s.tlsFailed), closed by server \(s.closedByServer))")
         if let first = self.firstError { Output.line("First error:     \(first)") }
         if self.compression != CompressionChoice.off.rawValue {
             Output.line("Compression:     \(self.compression) offered, agreed by \(s.compressed) of \(s.wireCounted) connections open at the end")

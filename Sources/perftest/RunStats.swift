@@ -31,6 +31,7 @@ struct RunStats: Sendable, Codable {
     var connectFailed = 0
     var handshakeFailed = 0
     var connectTimedOut = 0
+    var tlsFailed = 0
     var closedByServer = 0
 
     /// Message payload bytes, as the application sees them (before compression).
@@ -44,7 +45,7 @@ struct RunStats: Sendable, Codable {
     /// Connections open at the end that agreed permessage-deflate.
     var compressed = 0
 
-    var errors: Int { self.refused + self.connectFailed + self.handshakeFailed + self.connectTimedOut + self.closedByServer }
+    var errors: Int { self.refused + self.connectFailed + self.handshakeFailed + self.connectTimedOut + self.tlsFailed + self.closedByServer }
 
     static func + (a: RunStats, b: RunStats) -> RunStats {
         var c = a
@@ -65,6 +66,7 @@ struct RunStats: Sendable, Codable {
         c.connectFailed += b.connectFailed
         c.handshakeFailed += b.handshakeFailed
         c.connectTimedOut += b.connectTimedOut
+        c.tlsFailed += b.tlsFailed
         c.closedByServer += b.closedByServer
         c.payloadBytesSent += b.payloadBytesSent
         c.payloadBytesReceived += b.payloadBytesReceived

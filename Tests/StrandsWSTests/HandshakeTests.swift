@@ -97,7 +97,11 @@ struct HandshakeTests {
         #expect(try WebSocketURL("ws://127.0.0.1:8082/ws/perf?x=1") == WebSocketURL(host: "127.0.0.1", port: 8082, target: "/ws/perf?x=1"))
         #expect(try WebSocketURL("WS://[::1]:9001?q") == WebSocketURL(host: "::1", port: 9001, target: "/?q"))
         #expect(try WebSocketURL("ws://[::1]:9001/").hostHeader == "[::1]:9001")
-        for bad in ["http://x", "wss://x", "ws://", "ws://host:0", "ws://host:99999", "ws://[::1", "ws://u@h", "ws://h/a b"] {
+        let secure = try WebSocketURL("wss://example.com/feed")
+        #expect(secure.isSecure && secure.port == 443 && secure.target == "/feed" && secure.hostHeader == "example.com")
+        #expect(try WebSocketURL("wss://example.com:8443").hostHeader == "example.com:8443")
+        #expect(try WebSocketURL("ws://example.com:443").hostHeader == "example.com:443")
+        for bad in ["http://x", "wss://", "ws://", "ws://host:0", "ws://host:99999", "ws://[::1", "ws://u@h", "ws://h/a b"] {
             #expect(throws: WebSocketError.self, "\(bad)") { try WebSocketURL(bad) }
         }
     }

@@ -24,6 +24,10 @@ public enum WebSocketClient {
             completion(.failure(error))
             return
         }
+        if target.isSecure && configuration.tls == nil {
+            completion(.failure(.invalidURL("'\(url)': wss:// needs configuration.tls (a TLSContext.client() from StrandsTLS)")))
+            return
+        }
         let context = WebSocketLoopContext.on(loop)
         let registry = context.clientRegistry(handler: handler, configuration: configuration)
         TCPConnection.connect(on: loop, host: target.host, port: target.port, timeout: configuration.connectTimeout,
@@ -33,8 +37,20 @@ public enum WebSocketClient {
             case .failure(let error):
                 completion(.failure(.connectFailed(error)))
             case .success(let connection):
-                Self.handshake(socket: unsafeDowncast(connection, to: WebSocket.self), url: target,
-                               headers: headers, subprotocols: subprotocols, completion: completion)
+                let socket = unsafeDowncast(connection, to: WebSocket.self)
+                if target.isSecure, let tls = configuration.tls {
+                    // The request is written at once and waits inside TLS for its handshake to end.
+                    do {
+                        try tls.secure(socket, serverName: target.host) { error in
+                            if let error { socket.failClientHandshake(.tlsFailed(error)) }
+                        }
+                    } catch {
+                        completion(.failure(.tlsFailed(error)))
+                        socket.tcpClose()
+                        return
+                    }
+                }
+                Self.handshake(socket: socket, url: target, headers: headers, subprotocols: subprotocols, completion: completion)
             }
         }
     }

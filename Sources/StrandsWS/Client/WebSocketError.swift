@@ -9,6 +9,9 @@ public struct WebSocketError: Error, Sendable, CustomStringConvertible, Equatabl
         case handshakeFailed
         /// Connect or handshake took longer than configured.
         case timedOut
+        /// The TLS handshake of a `wss://` connection failed: the message has OpenSSL's reason and,
+        /// when the server's certificate did not verify, why (expired, unknown CA, name mismatch).
+        case tlsFailed
     }
 
     public let kind: Kind
@@ -22,6 +25,9 @@ public struct WebSocketError: Error, Sendable, CustomStringConvertible, Equatabl
     static func invalidURL(_ message: String) -> WebSocketError { WebSocketError(kind: .invalidURL, message: message, transportError: nil) }
     static func handshakeFailed(_ message: String) -> WebSocketError {
         WebSocketError(kind: .handshakeFailed, message: "handshake failed: \(message)", transportError: nil)
+    }
+    static func tlsFailed(_ error: any Error) -> WebSocketError {
+        WebSocketError(kind: .tlsFailed, message: "\(error)", transportError: nil)
     }
     static func timedOut(_ message: String) -> WebSocketError { WebSocketError(kind: .timedOut, message: message, transportError: nil) }
     static func connectFailed(_ error: UVError) -> WebSocketError {

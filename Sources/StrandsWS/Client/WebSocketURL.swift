@@ -1,19 +1,22 @@
-/// A parsed `ws://host[:port][/path][?query]` URL.
+/// A parsed `ws://` or `wss://host[:port][/path][?query]` URL.
 public struct WebSocketURL: Sendable, Equatable {
     public var host: String
     public var port: Int
+    /// `wss://`: TLS under the WebSocket (port 443 unless given).
+    public var isSecure = false
     /// Path and query, as sent in the request line; at least `/`.
     public var target: String
 
-    /// Parses `text`; `wss://` is refused (TLS is not part of Strands yet).
+    /// Parses `text`.
     public init(_ text: String) throws(WebSocketError) {
         var rest: Substring
         if text.lowercased().hasPrefix("ws://") {
             rest = text.dropFirst(5)
         } else if text.lowercased().hasPrefix("wss://") {
-            throw .invalidURL("'\(text)': wss:// (TLS) is not supported")
+            rest = text.dropFirst(6)
+            self.isSecure = true
         } else {
-            throw .invalidURL("'\(text)' is not a ws:// URL")
+            throw .invalidURL("'\(text)' is not a ws:// or wss:// URL")
         }
         if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
@@ -38,7 +41,7 @@ public struct WebSocketURL: Sendable, Equatable {
             host = authority
         }
         guard !host.isEmpty else { throw .invalidURL("'\(text)': no host") }
-        var port = 80
+        var port = self.isSecure ? 443 : 80
         if let portText {
             guard let parsed = Int(portText), (1...65535).contains(parsed) else {
                 throw .invalidURL("'\(text)': bad port '\(portText)'")
@@ -56,6 +59,6 @@ public struct WebSocketURL: Sendable, Equatable {
     /// The `Host` header value.
     var hostHeader: String {
         let name = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return self.port == 80 ? name : "\(name):\(self.port)"
+        return self.port == (self.isSecure ? 443 : 80) ? name : "\(name):\(self.port)"
     }
 }

@@ -41,6 +41,10 @@ public struct WebSocketConfiguration: Sendable {
     /// permessage-deflate to offer (client) or accept (server); off (`nil`) by default. See
     /// ``WebSocketCompression`` for the two modes and what each costs.
     public var compression: WebSocketCompression?
+    /// TLS: a server serves `wss://` (every accepted connection, the handshake timeout covering the TLS
+    /// handshake too); a client needs it for `wss://` URLs. A `TLSContext` from StrandsTLS:
+    /// `try TLSContext.server(certificateChain:privateKey:)` or `try TLSContext.client()`.
+    public var tls: (any ConnectionSecurity)?
 
     /// Extensions to offer (client) or accept (server), in order of preference, after
     /// ``compression``. None by default.

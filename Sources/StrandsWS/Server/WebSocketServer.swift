@@ -66,6 +66,17 @@ public final class WebSocketServer: Sendable {
                 socket.coldState.head = HTTPHeadReader(limits: configuration.httpLimits)
                 socket.registry.add(socket)
                 socket.shared.setDeadline(socket, after: configuration.handshakeTimeout)
+                if let tls = configuration.tls {
+                    do {
+                        try tls.secure(socket, serverName: nil) { error in
+                            if error != nil { socket.registry.countError(.handshake) }
+                        }
+                    } catch {
+                        socket.registry.countError(.handshake)
+                        socket.tcpClose()
+                        return
+                    }
+                }
                 socket.tcpStartReading()
             })
         self.listeners.withLock { $0.append(server) }
