@@ -52,6 +52,13 @@ struct EchoServerCommand: ParsableCommand {
             help: "With -pubsub: rooms span every echoserver on this Redis (HOST:PORT), through its pub/sub.")
     var redis: String?
 
+    @Option(name: [.customLong("tls-cert", withSingleDash: true), .long],
+            help: "Serve wss:// and https:// with this PEM certificate chain (leaf first); needs -tls-key.")
+    var tlsCert: String?
+
+    @Option(name: [.customLong("tls-key", withSingleDash: true), .long], help: "The PEM private key of -tls-cert.")
+    var tlsKey: String?
+
     @Flag(name: [.customLong("quiet", withSingleDash: true), .long], help: "No stats line.")
     var quiet = false
 
@@ -84,6 +91,7 @@ struct EchoServerCommand: ParsableCommand {
             throw ValidationError("-idle-timeout \(self.idleTimeout): expected 0...86400 seconds (0 = off)")
         }
         guard !self.host.isEmpty else { throw ValidationError("-host must not be empty") }
+        guard (self.tlsCert == nil) == (self.tlsKey == nil) else { throw ValidationError("-tls-cert and -tls-key go together") }
         if let redis = self.redis {
             guard self.pubsub else { throw ValidationError("-redis \(redis): needs -pubsub") }
             guard Self.redisAddress(redis) != nil else { throw ValidationError("-redis \(redis): expected HOST:PORT, PORT in 1...65535") }

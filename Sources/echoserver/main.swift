@@ -1,6 +1,7 @@
 import Dispatch
 import Logging
 import StrandsCLI
+import StrandsTLS
 import StrandsWS
 
 #if canImport(Glibc)
@@ -22,6 +23,13 @@ enum EchoServer {
             configuration.pingInterval = .milliseconds(Int64((options.pingInterval * 1000).rounded()))
             configuration.idleTimeout = .milliseconds(Int64((options.idleTimeout * 1000).rounded()))
             configuration.compression = options.compression.settings
+            if let certificate = options.tlsCert, let key = options.tlsKey {
+                do {
+                    configuration.tls = try TLSContext.server(certificateChain: certificate, privateKey: key)
+                } catch {
+                    die("echoserver", "\(error)")
+                }
+            }
             let loops = options.workers == 0 ? System.availableCPUs : options.workers
             let group = try LoopGroup(loopCount: loops)
             let handler = EchoHandler()
@@ -85,8 +93,9 @@ enum EchoServer {
                 + "max message \(options.maxMessage) bytes"
                 + (options.compression == .off ? "" : ", permessage-deflate \(options.compression.rawValue)")
                 + (options.pubsub ? ", rooms on /ws/room/NAME" : "") + (options.redis.map { " through Redis at \($0)" } ?? ""))
-            Output.line("echoserver: WebSocket endpoint ws://\(shown):\(address.port)/ws/ (any path under /ws/)")
-            Output.line("echoserver: health check http://\(shown):\(address.port)/health, metrics /metrics")
+            let (ws, http) = configuration.tls == nil ? ("ws", "http") : ("wss", "https")
+            Output.line("echoserver: WebSocket endpoint \(ws)://\(shown):\(address.port)/ws/ (any path under /ws/)")
+            Output.line("echoserver: health check \(http)://\(shown):\(address.port)/health, metrics /metrics")
 
             // Stats every few seconds, from a Dispatch timer: reading the counters never blocks a loop.
             let stats = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "stats"))

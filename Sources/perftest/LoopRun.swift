@@ -1,5 +1,6 @@
 import Synchronization
 import StrandsCLI
+import StrandsTLS
 import Histogram
 import StrandsWS
 
@@ -20,6 +21,8 @@ struct RunOptions: Sendable {
     var data: DataKind = .x
     /// fanout: client n joins room n mod `rooms` (at `url/ROOM`); clients 0..<rooms publish.
     var rooms = 1
+    /// wss: what the client trusts.
+    var trust: TLSContext.Trust = .system
 }
 
 /// One loop's share of a run: its clients, its histogram, its counts. Loop-confined; the runner talks to

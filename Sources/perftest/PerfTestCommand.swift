@@ -15,10 +15,26 @@ struct PerfTest: ParsableCommand {
 /// The options of one run, shared by `run` (the default) and, where they apply, by `suite`.
 struct LoadOptions: ParsableArguments {
     @Option(name: [.customLong("host", withSingleDash: true), .long],
-            help: "Target host:port (default localhost:8082; for suite, none = start an echoserver).")
+            help: "Target host:port, ws://host:port or wss://host:port (default localhost:8082; for suite, none = start an echoserver).")
     var host: String?
 
-    var target: String { self.host ?? "localhost:8082" }
+    /// `-host` without its scheme.
+    var target: String {
+        let host = self.host ?? "localhost:8082"
+        for scheme in ["ws://", "wss://"] where host.lowercased().hasPrefix(scheme) { return String(host.dropFirst(scheme.count)) }
+        return host
+    }
+
+    /// `-host wss://…`: TLS.
+    var secure: Bool { self.host?.lowercased().hasPrefix("wss://") ?? false }
+
+    @Option(name: [.customLong("tls-ca", withSingleDash: true), .long],
+            help: "wss: trust the CAs in this PEM file instead of the system's.")
+    var tlsCA: String?
+
+    @Flag(name: [.customLong("insecure", withSingleDash: true), .long],
+          help: "wss: do not verify the server's certificate (tests only: anyone in the middle can read and change the traffic).")
+    var insecure = false
 
     @Option(name: [.customLong("path", withSingleDash: true), .long],
             help: "WebSocket path on the target (default /ws/perf; in fanout mode the rooms' prefix, default /ws/room).")
@@ -75,6 +91,10 @@ struct LoadOptions: ParsableArguments {
         guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]),
               (1...65535).contains(port), colon != host.startIndex
         else { throw ValidationError("-host \(host): expected host:port") }
+        if (self.tlsCA != nil || self.insecure) && !self.secure {
+            throw ValidationError("-tls-ca and -insecure need a wss:// -host")
+        }
+        if self.tlsCA != nil && self.insecure { throw ValidationError("-tls-ca and -insecure: choose one") }
         if let path = self.pathOption, !path.hasPrefix("/") { throw ValidationError("-path \(path): must start with /") }
         guard (0...(16 << 20)).contains(self.payload) else { throw ValidationError("-payload \(self.payload): expected 0...16777216") }
         guard (0...3_600_000).contains(self.rampup) else { throw ValidationError("-rampup \(self.rampup): expected 0...3600000 ms") }
@@ -98,13 +118,14 @@ struct LoadOptions: ParsableArguments {
         let colon = host.lastIndex(of: ":")!
         var name = String(host[..<colon])
         if name.contains(":") && !name.hasPrefix("[") { name = "[\(name)]" }
-        return "ws://\(name):\(host[host.index(after: colon)...])\(self.path(for: mode))"
+        return "\(self.secure ? "wss" : "ws")://\(name):\(host[host.index(after: colon)...])\(self.path(for: mode))"
     }
 
     func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil, serverPID: Int32? = nil) -> RunOptions {
         RunOptions(url: url ?? self.url(for: mode), clients: clients, duration: duration, mode: mode, payload: self.payload,
                    rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window(for: mode),
-                   serverPID: serverPID ?? self.serverPID, compression: self.compression, data: self.data, rooms: self.rooms)
+                   serverPID: serverPID ?? self.serverPID, compression: self.compression, data: self.data, rooms: self.rooms,
+                   trust: self.insecure ? .insecureNoVerification : self.tlsCA.map { .file($0) } ?? .system)
     }
 }
 

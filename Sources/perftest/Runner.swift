@@ -1,6 +1,7 @@
 import Dispatch
 import Histogram
 import StrandsCLI
+import StrandsTLS
 import StrandsWS
 
 #if canImport(Glibc)
@@ -44,6 +45,14 @@ enum Runner {
             configuration.maxMessageSize = max(1 << 20, options.payload * 2 + 1024)
             configuration.connectTimeout = .seconds(10)
             configuration.compression = options.compression.settings
+            if options.url.hasPrefix("wss://") {
+                do {
+                    configuration.tls = try TLSContext.client(trust: options.trust)
+                } catch {
+                    Output.error("perftest: \(error)")
+                    exit(1)
+                }
+            }
             return configuration
         }()
         let runs = group.loops.map { LoopRun(loop: $0, options: options) }

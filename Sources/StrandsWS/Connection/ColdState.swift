@@ -11,6 +11,8 @@ final class ColdState {
     /// What the handler will hear when TCP ends.
     var closeCode: CloseCode = .abnormalClosure
     var closeReason = ""
+    /// The error that ends the connection was counted already (a failed TLS handshake), by cause.
+    var errorCounted = false
     /// The subprotocol agreed in the handshake.
     var subprotocol: String?
     /// The extension agreed in the handshake.

@@ -138,7 +138,8 @@ public final class WebSocket: TCPConnection {
         cold?.deflate?.release()
         if let subscriptions = cold?.subscriptions, !subscriptions.isEmpty { self.registry.topics?.dropAll(subscriptions) }
         let closeCode = cold?.closeCode ?? .abnormalClosure
-        if error != nil && error != .cancelled && !self.state.closeReceived && closeCode == .abnormalClosure {
+        if error != nil && error != .cancelled && !self.state.closeReceived && closeCode == .abnormalClosure
+            && cold?.errorCounted != true {
             self.registry.countError(.transport)
         }
         if let pending = cold?.pendingClient {

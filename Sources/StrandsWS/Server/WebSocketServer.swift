@@ -69,7 +69,9 @@ public final class WebSocketServer: Sendable {
                 if let tls = configuration.tls {
                     do {
                         try tls.secure(socket, serverName: nil) { error in
-                            if error != nil { socket.registry.countError(.handshake) }
+                            guard error != nil else { return }
+                            socket.registry.countError(.handshake)
+                            socket.coldState.errorCounted = true
                         }
                     } catch {
                         socket.registry.countError(.handshake)
