@@ -94,6 +94,12 @@ final class TLSFilter: TCPFilter {
                     break
                 }
                 filled += Int(result)
+                // Nothing left to read and nothing buffered: a further SSL_read would only say so, at
+                // the cost of a call through OpenSSL's record layer.
+                if self.input.isEmpty && SSL_has_pending(self.ssl) == 0 {
+                    status = SSL_ERROR_WANT_READ
+                    break
+                }
             }
             if filled > 0 { connection.deliverFiltered(UnsafeMutableRawBufferPointer(rebasing: plain[0..<filled])) }
             if status == SSL_ERROR_NONE { continue }  // The buffer filled: there may be more.
