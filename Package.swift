@@ -78,7 +78,7 @@ let package = Package(
                 swiftSettings: strictSettings),
         .testTarget(name: "StrandsWSTests", dependencies: ["StrandsWS", "StrandsTestSupport"], swiftSettings: strictSettings),
         // Runs the built executables as a user would; `swift build` builds them first.
-        .testTarget(name: "EchoServerTests", dependencies: ["StrandsWS", "StrandsCLI", "StrandsTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "EchoServerTests", dependencies: ["StrandsWS", "StrandsTLS", "StrandsCLI", "StrandsTestSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "PerfTestTests",
             dependencies: ["perftest", "StrandsTestSupport", .product(name: "Histogram", package: "hdrhistogram-swift")],

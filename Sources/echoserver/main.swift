@@ -23,9 +23,11 @@ enum EchoServer {
             configuration.pingInterval = .milliseconds(Int64((options.pingInterval * 1000).rounded()))
             configuration.idleTimeout = .milliseconds(Int64((options.idleTimeout * 1000).rounded()))
             configuration.compression = options.compression.settings
+            var reloadable: ReloadableTLSContext?
             if let certificate = options.tlsCert, let key = options.tlsKey {
                 do {
-                    configuration.tls = try TLSContext.server(certificateChain: certificate, privateKey: key)
+                    reloadable = try ReloadableTLSContext(certificateChain: certificate, privateKey: key)
+                    configuration.tls = reloadable
                 } catch {
                     die("echoserver", "\(error)")
                 }
@@ -65,6 +67,22 @@ enum EchoServer {
                         group.shutdown()
                         logger.info("stopped")
                         exit(0)
+                    }
+                }
+                source.resume()
+                sources.append(source)
+            }
+            // SIGHUP: load the certificate and key again; open connections keep theirs, and a file that
+            // does not load leaves the one in use.
+            if let reloadable {
+                signal(SIGHUP, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: signals)
+                source.setEventHandler {
+                    do {
+                        try reloadable.reload()
+                        logger.info("SIGHUP: certificate reloaded", metadata: ["certificate": "\(reloadable.certificateChain)"])
+                    } catch {
+                        logger.error("SIGHUP: certificate not reloaded, the one in use stays", metadata: ["error": "\(error)"])
                     }
                 }
                 source.resume()

@@ -1,0 +1,48 @@
+import Foundation
+
+/// Certificates made at run time with the openssl command: a CA, a server certificate it signed for
+/// localhost and 127.0.0.1 (ECDSA P-256), and a second CA that signed nothing here.
+public final class TestCertificates: Sendable {
+    public let folder: URL
+    public var ca: String { self.folder.appendingPathComponent("ca.pem").path }
+    public var otherCA: String { self.folder.appendingPathComponent("other-ca.pem").path }
+    public var chain: String { self.folder.appendingPathComponent("server.pem").path }
+    public var key: String { self.folder.appendingPathComponent("server.key").path }
+
+    public init() throws {
+        self.folder = FileManager.default.temporaryDirectory.appendingPathComponent("strands-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.folder, withIntermediateDirectories: true)
+        let ext = self.folder.appendingPathComponent("san.ext")
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n".write(to: ext, atomically: true, encoding: .utf8)
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key",
+             "-out", "ca.pem", "-days", "2", "-subj", "/CN=Strands Test CA"],
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "other-ca.key",
+             "-out", "other-ca.pem", "-days", "2", "-subj", "/CN=Another CA"],
+            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key",
+             "-out", "server.csr", "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "server.pem", "-days", "2", "-extfile", "san.ext"],
+        ]
+        for step in steps {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = step
+            process.currentDirectoryURL = self.folder
+            process.standardOutput = FileHandle.nullDevice
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else {
+                let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                throw CertificateError(description: "openssl \(step.joined(separator: " ")): \(text)")
+            }
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(at: self.folder) }
+}
+
+public struct CertificateError: Error, CustomStringConvertible { public let description: String }
+
