@@ -68,6 +68,47 @@ struct WSSTests {
         #expect(mismatch.failure?.message.contains("IP address mismatch") == true, "\(String(describing: mismatch.failure))")
     }
 
+    @Test("a TLS handshake that stalls is closed at the handshake timeout; clients that vanish mid-handshake are each let go")
+    func stalledHandshake() async throws {
+        defer { self.shutdown() }
+        var configuration = WebSocketConfiguration()
+        configuration.tls = try TLSContext.server(certificateChain: self.certificates.chain, privateKey: self.certificates.key)
+        configuration.handshakeTimeout = .milliseconds(200)
+        let server = WebSocketServer(group: self.serverGroup, configuration: configuration, handler: Probe(echo: true))
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let loop = self.clientGroup.loops[0]
+        // The start of a ClientHello record, then silence: the server must give up by itself.
+        let started = ContinuousClock.now
+        let stalled = await rawExchange([0x16, 0x03, 0x01, 0x02, 0x00, 0x01], port: port, on: loop)
+        #expect(stalled.isEmpty)
+        #expect(ContinuousClock.now - started >= .milliseconds(190))
+        // Clients that send half a ClientHello and go: the server is left with no connection.
+        for _ in 0..<20 {
+            let events = Events<Bool>()
+            loop.execute {
+                TCPStream.connect(on: loop, host: "127.0.0.1", port: port) { result in
+                    if case .success(let stream) = result {
+                        try? stream.write([0x16, 0x03, 0x01, 0x02, 0x00])
+                        stream.close()
+                    }
+                    events.post(true)
+                }
+            }
+            _ = await events.next()
+        }
+        // Each was closed and let go: its TLS layer reports the handshake it never finished.
+        while server.statistics().errorsByCause.handshake < 20 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(server.statistics().errorsByCause.timeout == 1, "the stalled one")
+        // And it still serves.
+        var client = WebSocketConfiguration()
+        client.tls = try TLSContext.client(trust: .file(self.certificates.ca))
+        let probe = Probe()
+        let socket = try await connectClient(to: "wss://localhost:\(port)/ws/after", on: loop, handler: probe, configuration: client).get()
+        _ = await probe.events.next()
+        socket.loop.execute { socket.value.send(text: "still serving") }
+        #expect(await probe.events.next() == .text("still serving"))
+    }
+
     @Test("wss:// without a TLS context in the configuration is refused with the reason")
     func needsContext() async throws {
         defer { self.shutdown() }
