@@ -38,6 +38,29 @@ static inline uint64_t copenssl_op_no_renegotiation(void) { return SSL_OP_NO_REN
 
 static inline long copenssl_ctx_set_options(SSL_CTX *ctx, uint64_t options) { return (long)SSL_CTX_set_options(ctx, options); }
 
+/* ALPN: WebSocket runs over HTTP/1.1 (RFC 6455), so a server picks "http/1.1" when the client offers it
+ * and otherwise goes on without ALPN; a client offers it. */
+static inline int copenssl_alpn_select_http11(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                                              const unsigned char *in, unsigned int inlen, void *arg) {
+    static const unsigned char wire[] = "\x08http/1.1";
+    unsigned char *selected = NULL;
+    unsigned char length = 0;
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&selected, &length, wire, sizeof(wire) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = selected;
+    *outlen = length;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static inline void copenssl_ctx_select_http11(SSL_CTX *ctx) { SSL_CTX_set_alpn_select_cb(ctx, copenssl_alpn_select_http11, NULL); }
+
+static inline int copenssl_ctx_offer_http11(SSL_CTX *ctx) {
+    static const unsigned char wire[] = "\x08http/1.1";
+    return SSL_CTX_set_alpn_protos(ctx, wire, sizeof(wire) - 1);
+}
+
 static const int copenssl_tlsext_err_ok = SSL_TLSEXT_ERR_OK;
 static const int copenssl_tlsext_err_noack = SSL_TLSEXT_ERR_NOACK;
 static const int copenssl_tlsext_err_alert_fatal = SSL_TLSEXT_ERR_ALERT_FATAL;

@@ -24,6 +24,16 @@ extension TCPConnection {
         return String(cString: SSL_get_version(filter.ssl))
     }
 
+    /// The application protocol ALPN agreed ("http/1.1"), if any, once the handshake is done.
+    public var tlsApplicationProtocol: String? {
+        guard let filter = self.filter as? TLSFilter, filter.handshakeDone else { return nil }
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(filter.ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
+
     /// Whether the stream runs TLS and its handshake is done.
     public var isTLSEstablished: Bool { (self.filter as? TLSFilter)?.handshakeDone ?? false }
 }

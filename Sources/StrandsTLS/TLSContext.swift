@@ -4,7 +4,8 @@ import COpenSSL
 /// connections made from it, on any loop (OpenSSL allows that once the context is configured; it is
 /// never changed after `init`: a reload makes a new context).
 ///
-/// TLS 1.2 and 1.3 only; renegotiation refused; session tickets on (OpenSSL's default).
+/// TLS 1.2 and 1.3 only; renegotiation refused; session tickets on (OpenSSL's default); ALPN
+/// `http/1.1` (a server picks it when offered, a client offers it).
 public final class TLSContext: @unchecked Sendable {  // Safe: configured in init, then only read.
     public enum Role: Sendable { case server, client }
 
@@ -69,6 +70,7 @@ public final class TLSContext: @unchecked Sendable {  // Safe: configured in ini
         self.verifies = verifies
         _ = copenssl_ctx_set_min_proto(made, TLS1_2_VERSION)
         _ = copenssl_ctx_set_options(made, copenssl_op_no_renegotiation())
+        if role == .server { copenssl_ctx_select_http11(made) } else { _ = copenssl_ctx_offer_http11(made) }
     }
 
     deinit { SSL_CTX_free(self.context) }
