@@ -24,6 +24,8 @@ public final class TLSContext: @unchecked Sendable {  // Safe: configured in ini
     let context: OpaquePointer
     /// Client: whether peer certificates are verified (and the host name checked).
     let verifies: Bool
+    /// Server: the other certificates, chosen by the client's SNI name (see ``server(certificates:)``).
+    private var alternatives: [TLSContext] = []
 
     /// A server context from a PEM certificate chain (leaf first) and its PEM private key.
     public static func server(certificateChain: String, privateKey: String) throws(TLSError) -> TLSContext {
@@ -39,6 +41,40 @@ public final class TLSContext: @unchecked Sendable {  // Safe: configured in ini
                 + TLSError.drainQueue("mismatch"))
         }
         return context
+    }
+
+    /// A server context with several certificates, each a PEM chain and key: the client's SNI name picks
+    /// the one whose certificate names it exactly, else one whose wildcard covers it (RFC 6125), else
+    /// the first, which is also what a client without SNI gets.
+    public static func server(certificates: [(chain: String, key: String)]) throws(TLSError) -> TLSContext {
+        guard let first = certificates.first else { throw TLSError(.configuration, "no certificate given") }
+        let main = try TLSContext.server(certificateChain: first.chain, privateKey: first.key)
+        guard certificates.count > 1 else { return main }
+        var others: [TLSContext] = []
+        for entry in certificates.dropFirst() {
+            others.append(try TLSContext.server(certificateChain: entry.chain, privateKey: entry.key))
+        }
+        main.alternatives = others
+        _ = copenssl_ctx_set_servername_callback(main.context, { ssl, _, argument in
+            guard let ssl, let argument, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else {
+                return copenssl_tlsext_err_ok
+            }
+            let owner = Unmanaged<TLSContext>.fromOpaque(argument).takeUnretainedValue()
+            if let chosen = owner.certificate(for: name) { _ = SSL_set_SSL_CTX(ssl, chosen.context) }
+            return copenssl_tlsext_err_ok
+        }, Unmanaged.passUnretained(main).toOpaque())
+        return main
+    }
+
+    /// The context whose certificate names `name`: exactly first, then by a wildcard.
+    private func certificate(for name: UnsafePointer<CChar>) -> TLSContext? {
+        for flags in [UInt32(X509_CHECK_FLAG_NO_WILDCARDS), 0] {
+            for candidate in CollectionOfOne(self) + self.alternatives {
+                guard let certificate = SSL_CTX_get0_certificate(candidate.context) else { continue }
+                if X509_check_host(certificate, name, 0, flags, nil) == 1 { return candidate }
+            }
+        }
+        return nil
     }
 
     /// A client context that trusts `trust`; peers' certificates are verified, and their host name

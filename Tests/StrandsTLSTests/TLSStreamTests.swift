@@ -121,6 +121,48 @@ struct TLSStreamTests {
         #expect(try insecure.echo.get() == [7, 7])
     }
 
+    @Test("several certificates: SNI picks the exact name, then a wildcard, and a client without a match gets the first")
+    func sni() async throws {
+        defer { self.group.shutdown() }
+        let exact = try self.certificates.issue(["api.strands.test"], as: "exact")
+        let wildcard = try self.certificates.issue(["*.strands.test"], as: "wildcard")
+        let server = try TLSContext.server(certificates: [(self.certificates.chain, self.certificates.key), wildcard, exact])
+        let echo = Echo()
+        let port = try self.group.listen(host: "127.0.0.1", port: 0) { stream in
+            stream.delegate = echo
+            try? stream.startTLS(server)
+            stream.startReading()
+        }.port
+        let client = try TLSContext.client(trust: .file(self.certificates.ca))
+        /// The handshake's result for `name`, verified against that name.
+        func handshake(_ name: String) async -> TLSError?? {
+            let outcome = Outcome<TLSError?>()
+            let loop = self.group.loops[0]
+            loop.execute {
+                TCPStream.connect(on: loop, host: "127.0.0.1", port: port) { result in
+                    guard case .success(let stream) = result else { return outcome.set(TLSError(.handshake, "connect failed")) }
+                    stream.delegate = echo
+                    do {
+                        try stream.startTLS(client, serverName: name) { error in
+                            outcome.set(error)
+                            stream.close()
+                        }
+                    } catch {
+                        outcome.set(error as? TLSError)
+                    }
+                    stream.startReading()
+                }
+            }
+            return await outcome.wait()
+        }
+        #expect(await handshake("api.strands.test") == .some(nil), "the exact certificate")
+        #expect(await handshake("web.strands.test") == .some(nil), "the wildcard")
+        #expect(await handshake("localhost") == .some(nil), "the first")
+        // A name no certificate has: the first is served, and the client's check refuses it.
+        let other = await handshake("nowhere.example")
+        #expect(other??.kind == .verification)
+    }
+
     @Test("plaintext HTTP on the TLS port is closed; the server goes on serving TLS")
     func plaintext() async throws {
         defer { self.group.shutdown() }

@@ -24,6 +24,25 @@ public final class TestCertificates: Sendable {
             ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
              "-out", "server.pem", "-days", "2", "-extfile", "san.ext"],
         ]
+        try self.run(steps)
+    }
+
+    /// A certificate for `names` (DNS names; "*.x.test" for a wildcard), signed by ``ca``, in `base`.pem
+    /// and `base`.key.
+    public func issue(_ names: [String], as base: String) throws -> (chain: String, key: String) {
+        let ext = "\(base).ext"
+        try ("subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ",") + "\nbasicConstraints=CA:FALSE\n")
+            .write(to: self.folder.appendingPathComponent(ext), atomically: true, encoding: .utf8)
+        try self.run([
+            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "\(base).key",
+             "-out", "\(base).csr", "-subj", "/CN=\(names[0])"],
+            ["x509", "-req", "-in", "\(base).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "\(base).pem", "-days", "2", "-extfile", ext],
+        ])
+        return (self.folder.appendingPathComponent("\(base).pem").path, self.folder.appendingPathComponent("\(base).key").path)
+    }
+
+    private func run(_ steps: [[String]]) throws {
         for step in steps {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
