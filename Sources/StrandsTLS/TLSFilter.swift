@@ -137,6 +137,7 @@ final class TLSFilter: TCPFilter {
                 scratch.append(UnsafeRawBufferPointer(start: buffers[index].base, count: buffers[index].len))
             }
             self.buffers.scratch = scratch
+            defer { if self.buffers.scratch.capacity > 1 << 20 { self.buffers.scratch.free() } }  // A large frame's copy goes.
             try self.write(connection, scratch.bytes)
         }
     }
