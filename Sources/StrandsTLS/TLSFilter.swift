@@ -12,6 +12,9 @@ import StrandsLoop
 /// write (a cork's flush) is one `SSL_write`: one record, one system call, up to 16 KiB.
 final class TLSFilter: TCPFilter {
     let ssl: OpaquePointer
+    /// Held for as long as the connection: a context's SNI callback reaches its Swift object, which must
+    /// not go before a handshake made from it (a reload swaps contexts while others still handshake).
+    private let context: TLSContext
     private let verifies: Bool
     private let isClient: Bool
     /// The ciphertext of the read being handled.
@@ -28,6 +31,7 @@ final class TLSFilter: TCPFilter {
     init?(context: TLSContext, loop: Loop, serverName: String?) {
         guard let ssl = SSL_new(context.context), let bio = BIO_new(TLSFilter.method) else { return nil }
         self.ssl = ssl
+        self.context = context
         self.verifies = context.verifies
         self.isClient = context.role == .client
         self.buffers = loop.local(TLSLoopBuffers.self) { TLSLoopBuffers() }

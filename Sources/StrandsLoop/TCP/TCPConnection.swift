@@ -213,7 +213,7 @@ open class TCPConnection: LoopHandleOwner {
 
     private func didClose() {
         self.flags.insert(.closed)
-        if self.flags.contains(.filtered), let filter = self.filter {
+        if let filter = self.filter {
             self.filter = nil
             filter.filterClosed(self)
         }

@@ -409,15 +409,20 @@ final class RedisBridgeCore {
                 }
                 self.scratch.removeAll()
                 var name = message.topic.name
+                // Written piece by piece: no string is made per message.
                 name.withUTF8 { name in
-                    RedisLink.append(ascii: "*3\r\n$7\r\nPUBLISH\r\n$\(self.prefix.count + name.count)\r\n", to: &self.scratch)
+                    RedisLink.append("*3\r\n$7\r\nPUBLISH\r\n$", to: &self.scratch)
+                    RedisLink.append(decimal: self.prefix.count + name.count, to: &self.scratch)
+                    RedisLink.append("\r\n", to: &self.scratch)
                     self.prefix.withUnsafeBytes { self.scratch.append($0) }
                     self.scratch.append(UnsafeRawBufferPointer(name))
                 }
-                RedisLink.append(ascii: "\r\n$\(self.envelope.count + frame.count)\r\n", to: &self.scratch)
+                RedisLink.append("\r\n$", to: &self.scratch)
+                RedisLink.append(decimal: self.envelope.count + frame.count, to: &self.scratch)
+                RedisLink.append("\r\n", to: &self.scratch)
                 self.envelope.withUnsafeBytes { self.scratch.append($0) }
                 self.scratch.append(frame)
-                RedisLink.append(ascii: "\r\n", to: &self.scratch)
+                RedisLink.append("\r\n", to: &self.scratch)
                 do {
                     try publisher.stream.write(self.scratch.bytes)
                     sent += 1

@@ -44,6 +44,25 @@ final class RedisLink: TCPStreamDelegate {
         }
     }
 
+    /// `value`'s decimal digits, without making a string.
+    static func append(decimal value: Int, to buffer: inout RawBuffer) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: more than Int's 20 digits.
+        var count = 0
+        var rest = value.magnitude
+        withUnsafeMutableBytes(of: &digits) { bytes in
+            repeat {
+                count += 1
+                bytes[bytes.count - count] = UInt8(48 + rest % 10)
+                rest /= 10
+            } while rest > 0
+            buffer.append(UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - count)...]))
+        }
+    }
+
+    static func append(_ text: StaticString, to buffer: inout RawBuffer) {
+        buffer.append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
     static func append(ascii: String, to buffer: inout RawBuffer) {
         var text = ascii
         text.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }

@@ -2,8 +2,8 @@
 // immutable buffer handed to each loop that has subscribers (a bit per loop in the topic): pushed onto
 // that loop's lock-free inbox, or queued directly on the publisher's own loop. Each loop delivers once
 // per turn, a run of messages for a topic in one write per subscriber, held to the send caps.
-// Subscriptions end when a connection closes. Deflate subscribers get the frame uncompressed (RSV1
-// clear, which RFC 7692 allows on any message).
+// Subscriptions end when a connection closes. Deflate subscribers get the message deflated once (see
+// makeMessage), or plain when their agreed window is smaller.
 
 extension WebSocketServer {
     /// The topic called `name`, made on first use; the same handle for the same name, from any thread.
