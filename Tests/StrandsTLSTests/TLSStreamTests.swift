@@ -33,18 +33,6 @@ final class Collector: TCPStreamDelegate, @unchecked Sendable {  // Safe: loop-c
     }
 }
 
-/// One result handed from a loop to the test.
-final class Outcome<T: Sendable>: Sendable {
-    private let value = Mutex<T?>(nil)
-    func set(_ new: T) { self.value.withLock { if $0 == nil { $0 = new } } }
-    func wait() async -> T {
-        while true {
-            if let value = self.value.withLock({ $0 }) { return value }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-    }
-}
-
 @Suite("TLS on TCPStream", .serialized, .timeLimit(.minutes(1)))
 struct TLSStreamTests {
     let certificates: TestCertificates
@@ -67,30 +55,34 @@ struct TLSStreamTests {
     func exchange(_ payload: [UInt8], trust: TLSContext.Trust, serverName: String) async throws
         -> (handshake: TLSError?, echo: Result<[UInt8], Failure>, version: String?)
     {
-        let version = Outcome<String?>()
-        let context = try TLSContext.client(trust: trust)
-        let handshake = Outcome<TLSError?>()
-        let echo = Outcome<Result<[UInt8], Failure>>()
+        await self.exchange(payload, context: try TLSContext.client(trust: trust), serverName: serverName, port: self.port)
+    }
+
+    func exchange(_ payload: [UInt8], context: TLSContext, serverName: String, port: Int) async
+        -> (handshake: TLSError?, echo: Result<[UInt8], Failure>, version: String?)
+    {
+        let version = Events<String?>()
+        let handshake = Events<TLSError?>()
+        let echo = Events<Result<[UInt8], Failure>>()
         let loop = self.group.loops[0]
-        let port = self.port
         loop.execute {
             TCPStream.connect(on: loop, host: "127.0.0.1", port: port) { result in
-                guard case .success(let stream) = result else { return echo.set(.failure(Failure(text: "connect failed"))) }
-                stream.delegate = Collector(expected: payload.count) { echo.set($0) }
+                guard case .success(let stream) = result else { return echo.post(.failure(Failure(text: "connect failed"))) }
+                stream.delegate = Collector(expected: payload.count) { echo.post($0) }
                 do {
                     try stream.startTLS(context, serverName: serverName) { error in
-                        version.set(stream.tlsProtocol.map { "\($0) \(stream.tlsApplicationProtocol ?? "no ALPN")" })
-                        handshake.set(error)
+                        version.post(stream.tlsProtocol.map { "\($0) \(stream.tlsApplicationProtocol ?? "no ALPN")" })
+                        handshake.post(error)
                     }
                 } catch {
-                    handshake.set(error as? TLSError ?? TLSError(.configuration, "\(error)"))
+                    handshake.post(error as? TLSError ?? TLSError(.configuration, "\(error)"))
                 }
                 stream.startReading()
                 try? stream.write(payload)  // Before the handshake ends: it waits for it.
             }
         }
-        let done = await handshake.wait()
-        return (done, await echo.wait(), await version.wait())
+        let done = await handshake.next()
+        return (done, await echo.next(), await version.next())
     }
 
     @Test("an echo over TLS 1.3, verified against the test CA: small and large writes come back intact")
@@ -136,24 +128,7 @@ struct TLSStreamTests {
         let client = try TLSContext.client(trust: .file(self.certificates.ca))
         /// The handshake's result for `name`, verified against that name.
         func handshake(_ name: String) async -> TLSError?? {
-            let outcome = Outcome<TLSError?>()
-            let loop = self.group.loops[0]
-            loop.execute {
-                TCPStream.connect(on: loop, host: "127.0.0.1", port: port) { result in
-                    guard case .success(let stream) = result else { return outcome.set(TLSError(.handshake, "connect failed")) }
-                    stream.delegate = echo
-                    do {
-                        try stream.startTLS(client, serverName: name) { error in
-                            outcome.set(error)
-                            stream.close()
-                        }
-                    } catch {
-                        outcome.set(error as? TLSError)
-                    }
-                    stream.startReading()
-                }
-            }
-            return await outcome.wait()
+            .some(await self.exchange([1], context: client, serverName: name, port: port).handshake)
         }
         #expect(await handshake("api.strands.test") == .some(nil), "the exact certificate")
         #expect(await handshake("web.strands.test") == .some(nil), "the wildcard")
@@ -166,18 +141,18 @@ struct TLSStreamTests {
     @Test("plaintext HTTP on the TLS port is closed; the server goes on serving TLS")
     func plaintext() async throws {
         defer { self.group.shutdown() }
-        let closed = Outcome<Result<[UInt8], Failure>>()
+        let closed = Events<Result<[UInt8], Failure>>()
         let loop = self.group.loops[1]
         let port = self.port
         loop.execute {
             TCPStream.connect(on: loop, host: "127.0.0.1", port: port) { result in
-                guard case .success(let stream) = result else { return closed.set(.failure(Failure(text: "connect failed"))) }
-                stream.delegate = Collector(expected: 1 << 20) { closed.set($0) }
+                guard case .success(let stream) = result else { return closed.post(.failure(Failure(text: "connect failed"))) }
+                stream.delegate = Collector(expected: 1 << 20) { closed.post($0) }
                 stream.startReading()
                 try? stream.write(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
             }
         }
-        guard case .failure = await closed.wait() else {
+        guard case .failure = await closed.next() else {
             Issue.record("the server answered plaintext")
             return
         }
