@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "StrandsLoopTests", dependencies: ["StrandsLoop"], swiftSettings: strictSettings),
         .testTarget(name: "StrandsTLSTests", dependencies: ["StrandsTLS", "StrandsWS", "StrandsTestSupport"], swiftSettings: strictSettings),
         // Helpers the test targets share: event queues, a recording handler, a loopback client.
-        .target(name: "StrandsTestSupport", dependencies: ["StrandsWS"], path: "Tests/StrandsTestSupport",
+        .target(name: "StrandsTestSupport", dependencies: ["StrandsWS", "COpenSSL"], path: "Tests/StrandsTestSupport",
                 swiftSettings: strictSettings),
         .testTarget(name: "StrandsWSTests", dependencies: ["StrandsWS", "StrandsTestSupport"], swiftSettings: strictSettings),
         // Runs the built executables as a user would; `swift build` builds them first.

@@ -28,8 +28,13 @@ public final class TLSContext: @unchecked Sendable {  // Safe: configured in ini
     private var alternatives: [TLSContext] = []
 
     /// A server context from a PEM certificate chain (leaf first) and its PEM private key.
-    public static func server(certificateChain: String, privateKey: String) throws(TLSError) -> TLSContext {
-        let context = try TLSContext(role: .server, verifies: false)
+    ///
+    /// - Parameter releasesIdleBuffers: free a connection's record buffers (about 33 KiB) whenever they
+    ///   are empty, as OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does: an idle TLS connection then holds about
+    ///   15 KiB instead of 48 KiB, and each record costs an allocation and a free (a few per cent of a
+    ///   small-message echo; see Docs/Benchmarks.md). For servers of many mostly idle connections.
+    public static func server(certificateChain: String, privateKey: String, releasesIdleBuffers: Bool = false) throws(TLSError) -> TLSContext {
+        let context = try TLSContext(role: .server, verifies: false, releasesIdleBuffers: releasesIdleBuffers)
         guard SSL_CTX_use_certificate_chain_file(context.context, certificateChain) == 1 else {
             throw TLSError(.configuration, "certificate chain \(certificateChain): " + TLSError.drainQueue("cannot be read"))
         }
@@ -46,13 +51,13 @@ public final class TLSContext: @unchecked Sendable {  // Safe: configured in ini
     /// A server context with several certificates, each a PEM chain and key: the client's SNI name picks
     /// the one whose certificate names it exactly, else one whose wildcard covers it (RFC 6125), else
     /// the first, which is also what a client without SNI gets.
-    public static func server(certificates: [(chain: String, key: String)]) throws(TLSError) -> TLSContext {
+    public static func server(certificates: [(chain: String, key: String)], releasesIdleBuffers: Bool = false) throws(TLSError) -> TLSContext {
         guard let first = certificates.first else { throw TLSError(.configuration, "no certificate given") }
-        let main = try TLSContext.server(certificateChain: first.chain, privateKey: first.key)
+        let main = try TLSContext.server(certificateChain: first.chain, privateKey: first.key, releasesIdleBuffers: releasesIdleBuffers)
         guard certificates.count > 1 else { return main }
         var others: [TLSContext] = []
         for entry in certificates.dropFirst() {
-            others.append(try TLSContext.server(certificateChain: entry.chain, privateKey: entry.key))
+            others.append(try TLSContext.server(certificateChain: entry.chain, privateKey: entry.key, releasesIdleBuffers: releasesIdleBuffers))
         }
         main.alternatives = others
         _ = copenssl_ctx_set_servername_callback(main.context, { ssl, _, argument in
@@ -79,8 +84,9 @@ public final class TLSContext: @unchecked Sendable {  // Safe: configured in ini
 
     /// A client context that trusts `trust`; peers' certificates are verified, and their host name
     /// checked against the name connected to, unless `trust` is ``Trust/insecureNoVerification``.
-    public static func client(trust: Trust = .system) throws(TLSError) -> TLSContext {
-        let context = try TLSContext(role: .client, verifies: trust != .insecureNoVerification)
+    /// `releasesIdleBuffers` is as for ``server(certificateChain:privateKey:releasesIdleBuffers:)``.
+    public static func client(trust: Trust = .system, releasesIdleBuffers: Bool = false) throws(TLSError) -> TLSContext {
+        let context = try TLSContext(role: .client, verifies: trust != .insecureNoVerification, releasesIdleBuffers: releasesIdleBuffers)
         switch trust {
         case .system:
             guard SSL_CTX_set_default_verify_paths(context.context) == 1 else {
@@ -97,7 +103,7 @@ public final class TLSContext: @unchecked Sendable {  // Safe: configured in ini
         return context
     }
 
-    private init(role: Role, verifies: Bool) throws(TLSError) {
+    private init(role: Role, verifies: Bool, releasesIdleBuffers: Bool) throws(TLSError) {
         guard let made = SSL_CTX_new(role == .server ? TLS_server_method() : TLS_client_method()) else {
             throw TLSError(.configuration, TLSError.drainQueue("SSL_CTX_new failed"))
         }
@@ -106,6 +112,7 @@ public final class TLSContext: @unchecked Sendable {  // Safe: configured in ini
         self.verifies = verifies
         _ = copenssl_ctx_set_min_proto(made, TLS1_2_VERSION)
         _ = copenssl_ctx_set_options(made, copenssl_op_no_renegotiation())
+        if releasesIdleBuffers { _ = copenssl_ctx_set_mode(made, Int(SSL_MODE_RELEASE_BUFFERS)) }
         if role == .server { copenssl_ctx_select_http11(made) } else { _ = copenssl_ctx_offer_http11(made) }
     }
 

@@ -146,6 +146,17 @@ final class TLSFilter: TCPFilter {
         }
     }
 
+    /// A graceful end sends close_notify before the FIN (RFC 8446 §6.1), so the peer can tell the end
+    /// of the stream from a truncation. Once: OpenSSL's first `SSL_shutdown` sends it, and we do not
+    /// wait for the peer's (the protocol's own close handshake has already ended the conversation).
+    func filterWillShutdown(_ connection: TCPConnection) {
+        guard self.handshakeDone, SSL_get_shutdown(self.ssl) & SSL_SENT_SHUTDOWN == 0 else { return }
+        let outer = self.current
+        self.current = connection
+        defer { self.current = outer }
+        if SSL_shutdown(self.ssl) < 0 { _ = TLSError.drainQueue("") }
+    }
+
     func filterClosed(_ connection: TCPConnection) {
         if !self.handshakeDone, let onHandshake = self.onHandshake {
             self.onHandshake = nil

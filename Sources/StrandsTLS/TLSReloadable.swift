@@ -16,15 +16,21 @@ public final class ReloadableTLSContext: ConnectionSecurity {
     /// Taken once per accepted connection, and by a reload.
     private let current: Locked<TLSContext>
 
-    public init(certificateChain: String, privateKey: String) throws(TLSError) {
+    public let releasesIdleBuffers: Bool
+
+    /// `releasesIdleBuffers`: see ``TLSContext/server(certificateChain:privateKey:releasesIdleBuffers:)``.
+    public init(certificateChain: String, privateKey: String, releasesIdleBuffers: Bool = false) throws(TLSError) {
         self.certificateChain = certificateChain
         self.privateKey = privateKey
-        self.current = Locked(try TLSContext.server(certificateChain: certificateChain, privateKey: privateKey))
+        self.releasesIdleBuffers = releasesIdleBuffers
+        self.current = Locked(try TLSContext.server(certificateChain: certificateChain, privateKey: privateKey,
+                                                    releasesIdleBuffers: releasesIdleBuffers))
     }
 
     /// Loads the files again; on success, connections accepted from now on use them. Any thread.
     public func reload() throws(TLSError) {
-        let fresh = try TLSContext.server(certificateChain: self.certificateChain, privateKey: self.privateKey)
+        let fresh = try TLSContext.server(certificateChain: self.certificateChain, privateKey: self.privateKey,
+                                          releasesIdleBuffers: self.releasesIdleBuffers)
         self.current.withLock { $0 = fresh }
     }
 

@@ -59,6 +59,10 @@ struct EchoServerCommand: ParsableCommand {
     @Option(name: [.customLong("tls-key", withSingleDash: true), .long], help: "The PEM private key of -tls-cert.")
     var tlsKey: String?
 
+    @Flag(name: [.customLong("tls-low-memory", withSingleDash: true), .long],
+          help: "TLS: free each connection's record buffers while they are empty (about 15 KiB per idle connection instead of 48, a few per cent slower).")
+    var tlsLowMemory = false
+
     @Flag(name: [.customLong("quiet", withSingleDash: true), .long], help: "No stats line.")
     var quiet = false
 
@@ -92,6 +96,7 @@ struct EchoServerCommand: ParsableCommand {
         }
         guard !self.host.isEmpty else { throw ValidationError("-host must not be empty") }
         guard (self.tlsCert == nil) == (self.tlsKey == nil) else { throw ValidationError("-tls-cert and -tls-key go together") }
+        if self.tlsLowMemory && self.tlsCert == nil { throw ValidationError("-tls-low-memory needs -tls-cert and -tls-key") }
         if let redis = self.redis {
             guard self.pubsub else { throw ValidationError("-redis \(redis): needs -pubsub") }
             guard Self.redisAddress(redis) != nil else { throw ValidationError("-redis \(redis): expected HOST:PORT, PORT in 1...65535") }

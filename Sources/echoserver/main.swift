@@ -26,7 +26,8 @@ enum EchoServer {
             var reloadable: ReloadableTLSContext?
             if let certificate = options.tlsCert, let key = options.tlsKey {
                 do {
-                    reloadable = try ReloadableTLSContext(certificateChain: certificate, privateKey: key)
+                    reloadable = try ReloadableTLSContext(certificateChain: certificate, privateKey: key,
+                                                          releasesIdleBuffers: options.tlsLowMemory)
                     configuration.tls = reloadable
                 } catch {
                     die("echoserver", "\(error)")

@@ -88,6 +88,8 @@ extension LoopRun: WebSocketHandler {
             socket.withCork {
                 for _ in 0..<64 { self.sendOne(slot, socket, now: now) }
             }
+        case .connect:
+            return  // Connections only.
         }
     }
 

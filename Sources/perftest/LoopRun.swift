@@ -23,6 +23,8 @@ struct RunOptions: Sendable {
     var rooms = 1
     /// wss: what the client trusts.
     var trust: TLSContext.Trust = .system
+    /// connect mode: hold the connections instead of closing and reopening them.
+    var hold = false
 }
 
 /// One loop's share of a run: its clients, its histogram, its counts. Loop-confined; the runner talks to
@@ -79,6 +81,11 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     var publisherSlots: [Int: Int] = [:]
     var forgiven: [Int] = []
     var lastPublish: [UInt64] = []
+    /// connect: when each client's current opening began, and whether it has opened one yet.
+    var openingSince: [UInt64] = []
+    var openedOnce: [Bool] = []
+    /// connect: the configuration each reopening uses.
+    var configuration = WebSocketConfiguration()
 
     init(loop: Loop, options: RunOptions) {
         self.loop = loop
@@ -152,6 +159,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// Connects the clients with these global indices, each at its ramp-up offset.
     func start(indices: [Int], configuration: WebSocketConfiguration) {
         self.stats.requested = indices.count
+        self.configuration = configuration
         self.clients.free()
         self.clients = ClientTable(capacity: indices.count)
         let interval = self.options.clients > 1 ? self.options.rampup / Double(self.options.clients) : 0
@@ -184,7 +192,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             for room in self.publisherSlots.keys { self.checkPublisher(room: room, now: now, timeout: timeout) }
         }
         if self.options.mode == .blast { self.blastRound() }
-        if self.options.mode != .blast {
+        if self.options.mode != .blast && self.options.mode != .connect {
             // A full group goes out at once, so the list never holds more than one.
             self.due.reserveCapacity(self.options.mode == .pingpong ? Self.sendBatch : Self.echoBatch)
             self.afterPoll = self.loop.afterEachPoll { [unowned self] in
@@ -202,12 +210,30 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             self.slotRooms.append(Int32(index % self.options.rooms))
             self.slotPublishes.append(index < self.options.rooms)
         }
+        if self.options.mode == .connect {
+            self.openingSince.append(0)
+            self.openedOnce.append(false)
+        }
+        self.open(slot, index: index)
+    }
+
+    /// Opens client `slot`'s connection (again, in connect mode).
+    private func open(_ slot: Int, index: Int) {
         let url = self.options.mode == .fanout ? "\(self.options.url)/\(index % self.options.rooms)" : self.options.url
-        WebSocketClient.connect(to: url, on: self.loop, configuration: configuration, handler: self) { result in
+        let connecting = self.options.mode == .connect
+        if connecting {
+            self.openingSince[slot] = Clock.nanoseconds()
+            self.countSent(bytes: 0)
+        }
+        WebSocketClient.connect(to: url, on: self.loop, configuration: self.configuration, handler: self) { result in
             switch result {
             case .success(let socket):
                 socket.userData = UInt64(slot)
                 self.sockets[slot] = socket
+                if connecting {
+                    self.opened(slot, socket)
+                    return
+                }
                 self.stats.connected += 1
                 self.live.set(connected: self.stats.connected)
                 if !self.sending {
@@ -216,7 +242,6 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
                     self.pump(slot, socket)
                 }
             case .failure(let error):
-                self.clients[slot].sending = false
                 switch error.kind {
                 case .connectFailed where error.transportError == .connectionRefused: self.stats.refused += 1
                 case .connectFailed, .invalidURL: self.stats.connectFailed += 1
@@ -226,7 +251,32 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
                 }
                 self.live.set(errors: self.stats.errors)
                 self.firstError = self.firstError ?? error.description
+                if connecting && self.sending && !self.options.hold {
+                    // The next try after a pause: a refusing server is not met with a busy loop.
+                    self.loop.scheduleTimer(after: .milliseconds(10)) { [weak self] in
+                        guard let self, self.sending else { return }
+                        self.open(slot, index: index)
+                    }
+                } else {
+                    self.clients[slot].sending = false
+                }
             }
+        }
+    }
+
+    /// connect: client `slot`'s connection is open: its opening's latency is counted, and it is closed
+    /// at once (reopened when the close completes) unless connections are held.
+    private func opened(_ slot: Int, _ socket: WebSocket) {
+        self.record(latency: Clock.nanoseconds() &- self.openingSince[slot], late: false)
+        self.countReceived(bytes: 0)
+        if !self.openedOnce[slot] {
+            self.openedOnce[slot] = true
+            self.stats.connected += 1
+            self.live.set(connected: self.stats.connected)
+        }
+        if !self.sending || !self.options.hold {
+            self.clients[slot].closedByUs = true
+            socket.close(code: .normalClosure)
         }
     }
 
@@ -298,6 +348,17 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     }
 
     func clientClosed(_ slot: Int) {
+        if self.options.mode == .connect && self.sending && !self.options.hold {
+            // Closed after opening: open the next one (a close the server made is an error).
+            if !self.clients[slot].closedByUs {
+                self.stats.closedByServer += 1
+                self.live.set(errors: self.stats.errors)
+            }
+            self.clients[slot].closedByUs = false
+            self.sockets[slot] = nil
+            self.open(slot, index: Int(self.clients[slot].nextID))
+            return
+        }
         if !self.clients[slot].closedByUs {
             self.stats.closedByServer += 1
             self.live.set(errors: self.stats.errors)

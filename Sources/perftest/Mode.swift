@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// The three load shapes of the Go tool, and rooms.
+/// The three load shapes of the Go tool, rooms, and connections.
 enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
     /// One message in flight per connection: send, wait for the echo, send again. Measures latency.
     case pingpong
@@ -12,6 +12,10 @@ enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
     /// `-window` messages in flight (its own copy coming back answers one), and every member, the
     /// publisher too, must receive every message. Latency is publish to each delivery.
     case fanout
+    /// Connections: each client opens a connection (TCP, TLS for wss://, the WebSocket handshake),
+    /// closes it with a close handshake and opens the next, until the deadline; latency is each
+    /// opening's. With `-hold`, each client opens one connection and holds it, idle, for `-duration`.
+    case connect
 
     /// The message's `type` field, as the Go tool writes it.
     var messageType: String {
@@ -20,6 +24,7 @@ enum Mode: String, ExpressibleByArgument, CaseIterable, Sendable, Codable {
         case .echo: "echo"
         case .blast: "blast"
         case .fanout: "fanout"
+        case .connect: "connect"
         }
     }
 }

@@ -73,6 +73,10 @@ struct LoadOptions: ParsableArguments {
     @Option(name: [.customLong("rooms", withSingleDash: true), .long], help: "fanout mode: rooms the clients are spread over.")
     var rooms = 10
 
+    @Flag(name: [.customLong("hold", withSingleDash: true), .long],
+          help: "connect mode: hold each client's connection, idle, for -duration instead of closing and reopening.")
+    var hold = false
+
     @Option(name: [.customLong("compression", withSingleDash: true), .long],
             help: "Offer permessage-deflate: off, shared (no context takeover) or dedicated (context takeover).")
     var compression = CompressionChoice.off
@@ -125,7 +129,7 @@ struct LoadOptions: ParsableArguments {
         RunOptions(url: url ?? self.url(for: mode), clients: clients, duration: duration, mode: mode, payload: self.payload,
                    rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window(for: mode),
                    serverPID: serverPID ?? self.serverPID, compression: self.compression, data: self.data, rooms: self.rooms,
-                   trust: self.insecure ? .insecureNoVerification : self.tlsCA.map { .file($0) } ?? .system)
+                   trust: self.insecure ? .insecureNoVerification : self.tlsCA.map { .file($0) } ?? .system, hold: self.hold)
     }
 }
 
@@ -143,13 +147,14 @@ struct RunCommand: ParsableCommand {
     @Option(name: [.customLong("duration", withSingleDash: true), .long], help: "Seconds of sending.")
     var duration = 10.0
 
-    @Option(name: [.customLong("mode", withSingleDash: true), .long], help: "pingpong, echo, blast or fanout (rooms, with -rooms).")
+    @Option(name: [.customLong("mode", withSingleDash: true), .long], help: "pingpong, echo, blast, fanout (rooms, with -rooms) or connect (handshakes; -hold keeps them open).")
     var mode = Mode.echo
 
     func validate() throws {
         try self.load.check()
         guard (1...1_000_000).contains(self.clients) else { throw ValidationError("-clients \(self.clients): expected 1...1000000") }
         guard self.duration > 0 && self.duration <= 86400 else { throw ValidationError("-duration \(self.duration): expected (0, 86400] s") }
+        if self.load.hold && self.mode != .connect { throw ValidationError("-hold is for -mode connect") }
         if self.mode == .fanout && self.load.rooms > self.clients {
             throw ValidationError("-rooms \(self.load.rooms): more rooms than -clients \(self.clients)")
         }

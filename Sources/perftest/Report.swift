@@ -17,6 +17,8 @@ struct Report: Codable, Sendable {
     /// fanout: rooms, and messages in flight per publisher.
     var rooms: Int?
     var publisherWindow: Int?
+    /// connect: the connections were held, not closed and reopened.
+    var hold: Bool?
     var payloadBytes: Int
     /// What filled the data field: x or text (``DataKind``).
     var data: String
@@ -52,6 +54,7 @@ struct Report: Codable, Sendable {
             self.rooms = result.options.rooms
             self.publisherWindow = result.options.window
         }
+        if result.options.mode == .connect { self.hold = result.options.hold }
         self.payloadBytes = result.options.payload
         self.data = result.options.data.rawValue
         self.durationSeconds = result.options.duration
@@ -68,7 +71,7 @@ struct Report: Codable, Sendable {
             self.receivedPerSecond = Double(s.received) / max(result.seconds, 1e-9)
         }
         switch result.options.mode {
-        case .blast: self.lossPercent = 0
+        case .blast, .connect: self.lossPercent = 0
         case .fanout: self.lossPercent = s.expected > 0 ? Double(s.lost) * 100 / Double(s.expected) : 0
         default: self.lossPercent = s.sent > 0 ? Double(s.lost) * 100 / Double(s.sent) : 0
         }
@@ -100,22 +103,39 @@ struct Report: Codable, Sendable {
         Output.line("")
         Output.line("=== Results ===")
         Output.line("Mode:            \(self.mode)")
-        Output.line("Connected:       \(s.connected)/\(s.requested)")
+        if self.mode == Mode.connect.rawValue && self.hold != true {
+            Output.line("Clients:         \(s.requested), \(s.connected) of them opened at least one")
+        } else {
+            Output.line("Connected:       \(s.connected)/\(s.requested)")
+        }
         if let signal = self.stoppedBy {
             Output.line("Stopped early:   \(signal) after \(fixed(self.measuredSeconds, 2))s of \(fixed(self.durationSeconds, 1))s")
         }
-        Output.line("Duration:        \(fixed(self.measuredSeconds, 2))s (connecting \(fixed(self.setupSeconds, 2))s, "
-            + "then \(fixed(self.measuredSeconds - self.setupSeconds, 2))s with every client connected)")
+        if self.mode == Mode.connect.rawValue && self.hold != true {
+            Output.line("Duration:        \(fixed(self.measuredSeconds, 2))s")
+        } else {
+            Output.line("Duration:        \(fixed(self.measuredSeconds, 2))s (connecting \(fixed(self.setupSeconds, 2))s, "
+                + "then \(fixed(self.measuredSeconds - self.setupSeconds, 2))s with every client connected)")
+        }
         if let rooms = self.rooms {
             Output.line("Rooms:           \(rooms), one publisher each, \(self.publisherWindow ?? 1) in flight per publisher")
             Output.line("Published:       \(s.sent) (\(Int(self.sentPerSecond.rounded())) msg/s)")
             Output.line("Deliveries:      \(s.received) of \(s.expected) owed (\(Int(self.receivedPerSecond.rounded())) deliveries/s)")
             Output.line("Lost:            \(s.lost) (\(fixed(self.lossPercent, 2))%)")
             Output.line("Reply timeouts:  \(s.timeouts) (a message not delivered to its whole room within -timeout)")
+        } else if self.mode == Mode.connect.rawValue {
+            if self.hold == true {
+                let rate = self.setupSeconds > 0 ? Double(s.connected) / self.setupSeconds : 0
+                Output.line("Opened:          \(s.received) in \(fixed(self.setupSeconds, 2))s (\(Int(rate.rounded()))/s), then held idle "
+                    + "for \(fixed(self.measuredSeconds - self.setupSeconds, 2))s")
+            } else {
+                Output.line("Opened:          \(s.received) of \(s.sent) tried (\(Int(self.receivedPerSecond.rounded()))/s), each closed "
+                    + "with a close handshake and opened again")
+            }
         } else {
             Output.line("Messages sent:   \(s.sent) (\(Int(self.sentPerSecond.rounded())) msg/s)")
         }
-        if self.rooms != nil {
+        if self.rooms != nil || self.mode == Mode.connect.rawValue {
         } else if self.mode == Mode.blast.rawValue {
             Output.line("Messages recv:   \(s.received) echoes read, not awaited (blast sends only)")
         } else {
@@ -131,7 +151,7 @@ struct Report: Codable, Sendable {
         if self.compression != CompressionChoice.off.rawValue {
             Output.line("Compression:     \(self.compression) offered, agreed by \(s.compressed) of \(s.wireCounted) connections open at the end")
         }
-        if s.wireCounted > 0 {
+        if s.wireCounted > 0 && self.mode != Mode.connect.rawValue {
             // Wire bytes of the connections open at the end; payload bytes of every message.
             func ratio(_ wire: Int, _ payload: Int) -> String { payload > 0 ? fixed(Double(wire) / Double(payload), 3) : "n/a" }
             Output.line("Wire bytes:      sent \(s.wireBytesSent) for \(s.payloadBytesSent) payload bytes "
@@ -139,14 +159,18 @@ struct Report: Codable, Sendable {
                 + "(\(ratio(s.wireBytesReceived, s.payloadBytesReceived)))")
         }
         if let l = self.latency {
-            Output.line("Latency p50:     \(fixed(l.p50Ms, 3))ms")
-            Output.line("Latency p90:     \(fixed(l.p90Ms, 3))ms")
-            Output.line("Latency p95:     \(fixed(l.p95Ms, 3))ms")
-            Output.line("Latency p99:     \(fixed(l.p99Ms, 3))ms")
-            Output.line("Latency p99.9:   \(fixed(l.p999Ms, 3))ms")
-            Output.line("Latency max:     \(fixed(l.maxMs, 3))ms")
+            // connect mode: from the TCP connect to the WebSocket handshake's end (TLS's included).
+            let name = self.mode == Mode.connect.rawValue ? "Opening" : "Latency"
+            Output.line("\(name) p50:     \(fixed(l.p50Ms, 3))ms")
+            Output.line("\(name) p90:     \(fixed(l.p90Ms, 3))ms")
+            Output.line("\(name) p95:     \(fixed(l.p95Ms, 3))ms")
+            Output.line("\(name) p99:     \(fixed(l.p99Ms, 3))ms")
+            Output.line("\(name) p99.9:   \(fixed(l.p999Ms, 3))ms")
+            Output.line("\(name) max:     \(fixed(l.maxMs, 3))ms")
         }
-        let unit = self.mode == Mode.blast.rawValue ? "messages sent" : self.rooms != nil ? "deliveries" : "round trips"
+        if self.mode == Mode.connect.rawValue && self.hold == true { return }  // Its window is idle time.
+        let unit = self.mode == Mode.blast.rawValue ? "messages sent" : self.rooms != nil ? "deliveries"
+            : self.mode == Mode.connect.rawValue ? "connections opened and closed" : "round trips"
         guard let cpu = self.cpuSecondsPer1000 else {
             Output.line("perftest CPU:    n/a (no \(unit))")
             return

@@ -79,7 +79,9 @@ enum Runner {
             var now = Clock.nanoseconds()
             if deadline == nil {
                 let settled = runs.reduce(0) { $0 + $1.live.connected + $1.live.errors }
-                if settled >= options.clients || now >= connectCap {
+                // connect mode opens connections all along: the run is its window from the start.
+                let continuous = options.mode == .connect && !options.hold
+                if settled >= options.clients || now >= connectCap || continuous {
                     let (sent, received) = totals()
                     steadyStart = (Clock.processCPUSeconds(), serverCPU(), sent, received)
                     now = Clock.nanoseconds()

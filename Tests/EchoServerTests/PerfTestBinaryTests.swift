@@ -1,4 +1,5 @@
 import Foundation
+import StrandsTestSupport
 import StrandsWS
 import Synchronization
 import Testing
@@ -8,7 +9,7 @@ import Testing
 struct PerfTestBinaryTests {
     struct Result: Decodable {
         struct Stats: Decodable {
-            var requested, connected, sent, received, lost, timeouts, refused, closedByServer: Int
+            var requested, connected, sent, received, lost, timeouts, refused, closedByServer, tlsFailed: Int
             var inFlightAtDeadline, answeredInGrace: Int
             var expected: Int
         }
@@ -189,6 +190,85 @@ struct PerfTestBinaryTests {
         #expect(result.stoppedBy == "SIGINT")
         #expect(result.measuredSeconds < 20)
         #expect(result.stats.lost == 0 && result.stats.received == result.stats.sent)
+    }
+
+    /// Counts opens and normal closes; `allClosed` is signalled each time no connection is open.
+    final class Counting: WebSocketHandler {
+        let opened = Atomic<Int>(0)
+        let open = Atomic<Int>(0)
+        let closedNormally = Atomic<Int>(0)
+        let allClosed = DispatchSemaphore(value: 0)
+        func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
+            self.opened.add(1, ordering: .relaxed)
+            self.open.add(1, ordering: .relaxed)
+        }
+        func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String) {
+            if code == .normalClosure { self.closedNormally.add(1, ordering: .relaxed) }
+            if self.open.subtract(1, ordering: .relaxed).newValue == 0 { self.allClosed.signal() }
+        }
+        /// Waits until the last connection is closed (each close that empties the server signals once).
+        func waitUntilAllClosed() -> Bool {
+            while self.open.load(ordering: .relaxed) > 0 || self.opened.load(ordering: .relaxed) == 0 {
+                if self.allClosed.wait(timeout: .now() + 10) == .timedOut { return false }
+            }
+            return true
+        }
+    }
+
+    @Test("connect mode: every connection it counts the server opened, and each is closed with a close handshake")
+    func connectMode() throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let handler = Counting()
+        let server = WebSocketServer(group: group, configuration: WebSocketConfiguration(), handler: handler)
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let (status, output, errors, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(port)", "-clients", "8", "-duration", "0.5", "-mode", "connect"])
+        let r = try #require(result, "no result: \(errors)")
+        #expect(status == 0)
+        #expect(r.mode == "connect")
+        #expect(r.stats.received > 100, "connections opened")
+        // Openings still under way at the deadline finish after perftest stopped counting: at most one per client.
+        let opened = handler.opened.load(ordering: .relaxed)
+        #expect(r.stats.received <= opened && opened <= r.stats.received + 8, "server \(opened), perftest \(r.stats.received)")
+        #expect(r.latency?.samples == r.stats.received)
+        #expect(output.contains("Opened:          \(r.stats.received) of"))
+        #expect(output.contains("per 1,000 connections opened and closed"))
+        #expect(r.stats.closedByServer == 0 && r.stats.lost == 0)
+        #expect(handler.waitUntilAllClosed(), "connections left open")
+        #expect(handler.closedNormally.load(ordering: .relaxed) >= r.stats.received)
+    }
+
+    @Test("connect -hold: each client's one connection stays open for the run, then closes")
+    func connectHold() throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let handler = Counting()
+        let server = WebSocketServer(group: group, configuration: WebSocketConfiguration(), handler: handler)
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let child = try Child("perftest", ["-host", "127.0.0.1:\(port)", "-clients", "50", "-duration", "1", "-mode", "connect", "-hold"], limit: 20)
+        _ = child.readOutput(untilContains: "Target: ")
+        let (status, output, _) = child.finish()
+        #expect(status == 0)
+        #expect(output.contains("Opened:          50 in "))
+        #expect(output.contains("then held idle"))
+        #expect(handler.opened.load(ordering: .relaxed) == 50)
+        #expect(handler.waitUntilAllClosed(), "connections left open")
+        #expect(handler.closedNormally.load(ordering: .relaxed) == 50)
+    }
+
+    @Test("connect mode against a TLS server it cannot verify: failures counted by cause (tls), exit 1")
+    func connectTLSFailure() async throws {
+        let certificates = try TestCertificates(), other = try TestCertificates()
+        let server = try ServerProcess(["-tls-cert", certificates.chain, "-tls-key", certificates.key, "-quiet"])
+        defer { server.stop() }
+        _ = await server.nextLine(containing: "WebSocket endpoint")
+        let (status, output, _, result) = try self.runPerfTest(
+            ["-host", "wss://localhost:\(server.port)", "-tls-ca", other.ca, "-clients", "2", "-duration", "0.3", "-mode", "connect"])
+        #expect(status == 1)
+        #expect((result?.stats.tlsFailed ?? 0) >= 2)
+        #expect(result?.stats.received == 0)
+        #expect(output.contains("unable to get local issuer certificate"), "\(output)")
     }
 
     @Test("a server that is not there: every client counted as refused, the cause printed, exit 1")

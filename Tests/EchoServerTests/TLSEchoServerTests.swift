@@ -54,6 +54,29 @@ struct TLSEchoServerTests {
         #expect(try await self.connect(port: server.port, ca: second.ca).0.isSuccess)
     }
 
+    @Test("https:// serves /health and /metrics, and ends each response with close_notify; -tls-low-memory serves the same",
+          arguments: [false, true])
+    func https(lowMemory: Bool) async throws {
+        let certificates = try TestCertificates()
+        let server = try ServerProcess(["-tls-cert", certificates.chain, "-tls-key", certificates.key, "-quiet"]
+            + (lowMemory ? ["-tls-low-memory"] : []))
+        defer { self.clients.shutdown(); server.stop() }
+        #expect(await server.nextLine(containing: "health check").contains("https://"))
+        let context = try BlockingTLSClient.Context(ca: certificates.ca)
+        // A WebSocket connection is open while /health is asked, so the count it reports is checked too.
+        let (socket, _) = try await self.connect(port: server.port, ca: certificates.ca)
+        _ = try socket.get()
+        for (path, expected) in [("/health", "\"connections\":1"), ("/metrics", "strands_connections_open 1")] {
+            let client = try BlockingTLSClient(port: server.port, context: context)
+            try client.write(Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8))
+            let (bytes, end) = client.read()
+            let response = String(decoding: bytes, as: UTF8.self)
+            #expect(response.hasPrefix("HTTP/1.1 200"), "\(path): \(response.prefix(200))")
+            #expect(response.contains(expected), "\(path): \(response.prefix(2000))")
+            #expect(end == .closeNotify, "\(path)")
+        }
+    }
+
     @Test("a certificate file that cannot be read exits 1 with OpenSSL's reason; one flag without the other exits 2")
     func badFiles() throws {
         let certificates = try TestCertificates()

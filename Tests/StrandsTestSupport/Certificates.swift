@@ -28,8 +28,8 @@ public final class TestCertificates: Sendable {
     }
 
     /// A certificate for `names` (DNS names; "*.x.test" for a wildcard), signed by ``ca``, in `base`.pem
-    /// and `base`.key.
-    public func issue(_ names: [String], as base: String) throws -> (chain: String, key: String) {
+    /// and `base`.key, valid from now for `days` (a negative count: one that expired that long ago).
+    public func issue(_ names: [String], as base: String, days: Int = 2) throws -> (chain: String, key: String) {
         let ext = "\(base).ext"
         try ("subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ",") + "\nbasicConstraints=CA:FALSE\n")
             .write(to: self.folder.appendingPathComponent(ext), atomically: true, encoding: .utf8)
@@ -37,7 +37,7 @@ public final class TestCertificates: Sendable {
             ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "\(base).key",
              "-out", "\(base).csr", "-subj", "/CN=\(names[0])"],
             ["x509", "-req", "-in", "\(base).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "\(base).pem", "-days", "2", "-extfile", ext],
+             "-out", "\(base).pem", "-days", "\(days)", "-extfile", ext],
         ])
         return (self.folder.appendingPathComponent("\(base).pem").path, self.folder.appendingPathComponent("\(base).key").path)
     }

@@ -128,6 +128,8 @@ extension TCPConnection {
         self.withLoop { loop in
             if loop.cork.pointee.owner == self.identity && !loop.cork.pointee.buffer.isEmpty { self.flushCork(loop) }
         }
+        if _slowPath(self.flags.contains(.filtered)), !self.tcpIsClosing { self.filter?.filterWillShutdown(self) }
+        guard !self.tcpIsClosing else { return }
         self.flags.insert(.shutdownRequested)
         if !self.flags.contains(.writing) { self.sendShutdown() }
     }

@@ -12,6 +12,9 @@ package protocol TCPFilter: AnyObject {
     func filterRead(_ connection: TCPConnection, _ bytes: UnsafeMutableRawBufferPointer)
     /// Bytes the protocol writes, in `count` buffers of `total` bytes, lent for the call.
     func filterWrite(_ connection: TCPConnection, _ buffers: UnsafeMutablePointer<uv_buf_t>, count: Int, total: Int) throws(UVError)
+    /// The protocol half-closes (its last bytes are out of the cork): what the filter sends to end its
+    /// stream goes now, through ``TCPConnection/submitUnfiltered(_:count:total:)``, before the FIN.
+    func filterWillShutdown(_ connection: TCPConnection)
     /// The connection is closed: release what the filter holds.
     func filterClosed(_ connection: TCPConnection)
 }
