@@ -1,5 +1,5 @@
 // libFuzzer targets for the parsers that read untrusted bytes, compiled by scripts/fuzz.sh together with
-// the sources of StrandsLoop and StrandsWS (one module, no package build). STRANDS_FUZZ_TARGET picks one:
+// the sources of StrandsLoop, StrandsWS and StrandsTLS (one module, no package build). STRANDS_FUZZ_TARGET picks one:
 //
 //   frames-server   FrameParser as a server (masked frames), with UTF-8 validation
 //   frames-client   FrameParser as a client (unmasked frames), RSV1 owned by an extension
@@ -12,6 +12,7 @@
 //   resp            RESPReader: replies whole and cut short (a cut reply is never whole, never an error)
 //   bridge-frame    the Redis bridge's check of another node's frame, against the frame parser: what
 //                   the check lets through must parse as exactly that one text or binary message
+//   tls-stream      StrandsTLS around OpenSSL, through a loopback TLS echo server (TLSFuzzTarget.swift)
 //
 // The frame targets are differential: the input is parsed whole and again split into pieces at
 // offsets the input itself chooses; the two runs must report the same messages and the same result.
@@ -38,6 +39,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case "deflate-offers": fuzzDeflateOffers(input)
     case "resp": fuzzRESP(input)
     case "bridge-frame": fuzzBridgeFrame(input)
+    case "tls-stream": fuzzTLSStream(input)
     default: fatalError("unknown STRANDS_FUZZ_TARGET '\(target)'")
     }
     return 0

@@ -3,7 +3,8 @@
 # UTF-8 validation, parsed whole and split, which must agree), the HTTP request head reader with the
 # upgrade checks, the client's reader of the handshake response, the inflate path, the extension-header
 # parser with both sides' negotiation, the Redis reply reader (whole and cut) and the Redis bridge's check
-# of another node's frame (against the frame parser). See Fuzz/FuzzTargets.swift.
+# of another node's frame (against the frame parser), and StrandsTLS's record handling through a loopback
+# TLS echo server (certificates made here, in .build-fuzz/tls). See Fuzz/FuzzTargets.swift.
 #
 #   bash scripts/fuzz.sh SECONDS [TARGET...]     # each target for SECONDS (default 30), two at a time
 #
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-30}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frames-server frames-client http-request http-response inflate deflate-offers resp bridge-frame)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frames-server frames-client http-request http-response inflate deflate-offers resp bridge-frame tls-stream)
 JOBS=${JOBS:-2}
 OUT=.build-fuzz
 mkdir -p "$OUT"
@@ -26,14 +27,25 @@ mkdir -p "$OUT"
 echo "fuzz: building $OUT/strands-fuzz (swiftc -sanitize=fuzzer,address)" >&2
 sources=()
 while IFS= read -r file; do sources+=("$file"); done < <(
-    find Sources/StrandsLoop Sources/StrandsWS -name '*.swift' ! -name Exports.swift | sort)
+    find Sources/StrandsLoop Sources/StrandsWS Sources/StrandsTLS Fuzz -name '*.swift' ! -name Exports.swift | sort)
 if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 \
     -enable-upcoming-feature ExistentialAny -module-name StrandsFuzz -package-name Strands \
-    -I Sources/CUV -I Sources/CZlib "${sources[@]}" Fuzz/FuzzTargets.swift -luv -lz -o "$OUT/strands-fuzz" 2>"$OUT/build.log"; then
+    -I Sources/CUV -I Sources/CZlib -I Sources/COpenSSL "${sources[@]}" -luv -lz -lssl -lcrypto \
+    -o "$OUT/strands-fuzz" 2>"$OUT/build.log"; then
     grep -E "error" "$OUT/build.log" >&2 || tail -20 "$OUT/build.log" >&2
     echo "fuzz: build failed" >&2
     exit 1
 fi
+
+# tls-stream's server certificate (self-signed: its client does not verify; verification is tested elsewhere).
+mkdir -p "$OUT/tls"
+if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$OUT/tls/server.key" \
+    -out "$OUT/tls/server.pem" -days 2 -subj /CN=localhost >"$OUT/tls/openssl.log" 2>&1; then
+    cat "$OUT/tls/openssl.log" >&2
+    echo "fuzz: openssl could not make the certificate" >&2
+    exit 1
+fi
+export STRANDS_FUZZ_TLS="$OUT/tls"
 
 run_target() {  # TARGET
     local target=$1 corpus="$OUT/corpus/$1" findings="$OUT/findings/$1" log="$OUT/$1.log"

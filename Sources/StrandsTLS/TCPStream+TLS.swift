@@ -1,5 +1,7 @@
 import COpenSSL
+#if canImport(StrandsLoop)  // Not in the fuzzers' one-module build (scripts/fuzz.sh).
 import StrandsLoop
+#endif
 
 extension TCPConnection {
     /// Runs TLS on this stream from now on: reads are decrypted before the delegate sees them, writes

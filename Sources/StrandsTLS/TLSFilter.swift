@@ -1,6 +1,8 @@
 import COpenSSL
 import CUV
+#if canImport(StrandsLoop)  // Not in the fuzzers' one-module build (scripts/fuzz.sh).
 import StrandsLoop
+#endif
 
 /// One connection's TLS, as a ``TCPFilter`` under its protocol. Loop-confined.
 ///

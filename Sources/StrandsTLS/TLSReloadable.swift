@@ -1,4 +1,6 @@
+#if canImport(StrandsLoop)  // Not in the fuzzers' one-module build (scripts/fuzz.sh).
 import StrandsLoop
+#endif
 
 /// A server's TLS whose certificate can be replaced while it runs: new connections get the context
 /// loaded last, connections already open keep theirs (OpenSSL holds a context as long as a connection
