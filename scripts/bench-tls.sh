@@ -10,13 +10,15 @@
 #   memory      perftest -mode connect -hold: the server's RSS per idle connection for ws, wss and
 #               wss -tls-low-memory, CONNECTIONS at once, then the RSS after they close, ROUNDS times on
 #               the same server (a leak grows it round after round).
+#   floor       scripts/tls_record_floor.c: OpenSSL alone, per message per side, 100 connections' state
+#               in turn, no sockets: the least TLS can add to a small-message echo.
 #
 #   PARTS="throughput handshakes memory" ROUNDS=2 DURATION=4 CONNECTIONS=10000 bash scripts/bench-tls.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/build.sh
 
-PARTS=${PARTS:-throughput handshakes memory}
+PARTS=${PARTS:-throughput handshakes memory floor}
 ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-4}
 CONNECTIONS=${CONNECTIONS:-10000}
@@ -97,7 +99,7 @@ if [[ " $PARTS " == *" throughput "* ]]; then
     if [ -n "${REFERENCE_WS:-}" ] && [ -n "${REFERENCE_WSS:-}" ]; then
         rws_port=$(free_port); start_command "$rws_port" "$REFERENCE_WS" "$WORK/ecdsa.pem" "$WORK/ecdsa.key"; rws_pid=$server
         rwss_port=$(free_port); start_command "$rwss_port" "$REFERENCE_WSS" "$WORK/ecdsa.pem" "$WORK/ecdsa.key"; rwss_pid=$server
-        reference=" | reference ws msg/s (µs) | reference wss msg/s (µs) | reference wss/ws |"
+        reference=" reference ws msg/s (µs) | reference wss msg/s (µs) | reference wss/ws |"
     fi
     echo
     echo "| round | shape | ws msg/s | wss msg/s | wss / ws | server µs/msg ws | wss |${reference:+$reference}"
@@ -188,5 +190,15 @@ print(json.loads(d.split(b"\r\n\r\n",1)[1])["connections"])' "$port" "$([ "$kind
             echo "| $kind | $before | $round | $with | $(( (with - before) * 1024 / CONNECTIONS )) | $after |"
         done
         kill "$server"; wait "$server" 2>/dev/null || true
+    done
+fi
+
+if [[ " $PARTS " == *" floor "* ]]; then
+    mkdir -p .build-yardsticks
+    cc -O2 -o .build-yardsticks/tls-record-floor scripts/tls_record_floor.c -lssl -lcrypto
+    echo
+    for round in $(seq 1 "$ROUNDS"); do
+        taskset -c "$CLIENT_CPU" .build-yardsticks/tls-record-floor "$WORK/ecdsa.pem" "$WORK/ecdsa.key" 100 128 300000 | tr '\n' ' '
+        echo
     done
 fi
