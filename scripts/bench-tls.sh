@@ -56,6 +56,12 @@ wait_listening() {  # PORT
     echo "bench-tls: nothing listens on $1" >&2; exit 1
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# Bytes malloc has handed out and not had back (glibc's mallinfo2, read with gdb): what the connections
+# hold, apart from the freed blocks RSS also counts. "-" without gdb.
+in_use() {
+    command -v gdb >/dev/null || { echo "-"; return; }
+    gdb -p "$1" -batch -ex 'p (long)mallinfo2().uordblks' 2>/dev/null | sed -n 's/^\$1 = //p'
+}
 # start_server NAME PORT ARGS...: an echoserver -workers 1 on SERVER_CPU; its pid in $server
 start_server() {
     local port=$1; shift
@@ -146,8 +152,8 @@ fi
 
 if [[ " $PARTS " == *" memory "* ]]; then
     echo
-    echo "| server | RSS before (KB) | round | RSS with $CONNECTIONS idle (KB) | bytes per connection | RSS after they closed (KB) |"
-    echo "|---|---|---|---|---|---|"
+    echo "| server | RSS before (KB) | round | RSS with $CONNECTIONS idle (KB) | RSS per connection (B) | malloc in use per connection (B) | RSS after they closed (KB) |"
+    echo "|---|---|---|---|---|---|---|"
     for kind in ws wss wss-low-memory; do
         port=$(free_port)
         case $kind in
@@ -158,14 +164,20 @@ if [[ " $PARTS " == *" memory "* ]]; then
                target="-host wss://localhost:$port -tls-ca $WORK/ca.pem" ;;
         esac
         before=$(rss_kb "$server")
+        used_before=$(in_use "$server")
         for round in $(seq 1 "$ROUNDS"); do
             # Held for 3 s once all are open; the RSS is read while they are held, from perftest's output time.
-            taskset -c "$CLIENT_CPU" "$BIN/perftest" $target -workers 1 -mode connect -hold -clients "$CONNECTIONS" -duration 3 \
+            # TLS connections are opened over a ramp-up at ~800/s, below what one loop handshakes (~1,700/s):
+            # all at once, the last would wait past the 10 s handshake timeout.
+            rampup=0
+            [ "$kind" = ws ] || rampup=$(( CONNECTIONS * 1250 / 1000 ))
+            taskset -c "$CLIENT_CPU" "$BIN/perftest" $target -workers 1 -mode connect -hold -clients "$CONNECTIONS" -duration 3 -rampup "$rampup" \
                 >"$WORK/hold.log" 2>&1 &
             client=$!
             pids+=("$client")
-            for _ in $(seq 1 1200); do grep -q "^\[.*conns $CONNECTIONS/$CONNECTIONS" "$WORK/hold.log" 2>/dev/null && break; sleep 0.05; done
+            for _ in $(seq 1 2400); do grep -q "^\[.*conns $CONNECTIONS/$CONNECTIONS" "$WORK/hold.log" 2>/dev/null && break; sleep 0.05; done
             with=$(rss_kb "$server")
+            used=$(in_use "$server")
             wait "$client" || { cat "$WORK/hold.log" >&2; echo "bench-tls: the -hold run failed" >&2; exit 1; }
             grep -q "^Opened: *$CONNECTIONS in" "$WORK/hold.log" || { cat "$WORK/hold.log" >&2; echo "bench-tls: not all connections opened" >&2; exit 1; }
             # Until the server has closed them all (its /health count), then its RSS.
@@ -187,7 +199,9 @@ print(json.loads(d.split(b"\r\n\r\n",1)[1])["connections"])' "$port" "$([ "$kind
                 sleep 0.05
             done
             after=$(rss_kb "$server")
-            echo "| $kind | $before | $round | $with | $(( (with - before) * 1024 / CONNECTIONS )) | $after |"
+            per_use="-"
+            [ "$used" != "-" ] && [ -n "$used" ] && per_use=$(( (used - used_before) / CONNECTIONS ))
+            echo "| $kind | $before | $round | $with | $(( (with - before) * 1024 / CONNECTIONS )) | $per_use | $after |"
         done
         kill "$server"; wait "$server" 2>/dev/null || true
     done
