@@ -5,6 +5,7 @@
 #               CLIENT_CPU: pingpong with 100 connections and echo with 500 connections × 16 in flight,
 #               rounds interleaved; msg/s and the server's µs per message. REFERENCE_WS / REFERENCE_WSS add
 #               another server's pair to every round: commands with {port}, {cert} and {key} in them.
+#               LOW_MEMORY=1 adds echoserver -tls-low-memory to every round.
 #   handshakes  perftest -mode connect (open, close handshake, open again; 50 clients) against ws, and wss
 #               with an ECDSA P-256 and an RSA 2048 certificate: openings/s and the server's µs per opening.
 #   memory      perftest -mode connect -hold: the server's RSS per idle connection for ws, wss and
@@ -102,14 +103,19 @@ if [[ " $PARTS " == *" throughput "* ]]; then
     ws_port=$(free_port); start_server "$ws_port"; ws_pid=$server
     wss_port=$(free_port); start_server "$wss_port" -tls-cert "$WORK/ecdsa.pem" -tls-key "$WORK/ecdsa.key"; wss_pid=$server
     reference=""
+    low=""
+    if [ -n "${LOW_MEMORY:-}" ]; then
+        low_port=$(free_port); start_server "$low_port" -tls-cert "$WORK/ecdsa.pem" -tls-key "$WORK/ecdsa.key" -tls-low-memory; low_pid=$server
+        low=" wss -tls-low-memory msg/s (µs) |"
+    fi
     if [ -n "${REFERENCE_WS:-}" ] && [ -n "${REFERENCE_WSS:-}" ]; then
         rws_port=$(free_port); start_command "$rws_port" "$REFERENCE_WS" "$WORK/ecdsa.pem" "$WORK/ecdsa.key"; rws_pid=$server
         rwss_port=$(free_port); start_command "$rwss_port" "$REFERENCE_WSS" "$WORK/ecdsa.pem" "$WORK/ecdsa.key"; rwss_pid=$server
         reference=" reference ws msg/s (µs) | reference wss msg/s (µs) | reference wss/ws |"
     fi
     echo
-    echo "| round | shape | ws msg/s | wss msg/s | wss / ws | server µs/msg ws | wss |${reference:+$reference}"
-    echo "|---|---|---|---|---|---|---|${reference:+---|---|---|}"
+    echo "| round | shape | ws msg/s | wss msg/s | wss / ws | server µs/msg ws | wss |$low${reference:+$reference}"
+    echo "|---|---|---|---|---|---|---|${low:+---|}${reference:+---|---|---|}"
     for round in $(seq 1 "$ROUNDS"); do
         for shape in "pingpong 100" "echo 500x16"; do
             case $shape in
@@ -119,6 +125,10 @@ if [[ " $PARTS " == *" throughput "* ]]; then
             read -r a au < <(perf "-host 127.0.0.1:$ws_port" "${args[@]}" -duration "$DURATION" -server-pid "$ws_pid")
             read -r b bu < <(perf "-host wss://localhost:$wss_port -tls-ca $WORK/ca.pem" "${args[@]}" -duration "$DURATION" -server-pid "$wss_pid")
             line="| $round | $shape | $a | $b | $(ratio "$b" "$a") | $au | $bu |"
+            if [ -n "$low" ]; then
+                read -r l lu < <(perf "-host wss://localhost:$low_port -tls-ca $WORK/ca.pem" "${args[@]}" -duration "$DURATION" -server-pid "$low_pid")
+                line="$line $l ($lu) |"
+            fi
             if [ -n "$reference" ]; then
                 read -r c cu < <(perf "-host 127.0.0.1:$rws_port" "${args[@]}" -duration "$DURATION" -server-pid "$rws_pid")
                 read -r d du < <(perf "-host wss://localhost:$rwss_port -tls-ca $WORK/ca.pem" "${args[@]}" -duration "$DURATION" -server-pid "$rwss_pid")
@@ -127,7 +137,7 @@ if [[ " $PARTS " == *" throughput "* ]]; then
             echo "$line"
         done
     done
-    for pid in $ws_pid $wss_pid ${rws_pid:-} ${rwss_pid:-}; do kill "$pid" 2>/dev/null || true; done
+    for pid in $ws_pid $wss_pid ${low_pid:-} ${rws_pid:-} ${rwss_pid:-}; do kill "$pid" 2>/dev/null || true; done
 fi
 
 if [[ " $PARTS " == *" handshakes "* ]]; then

@@ -42,19 +42,25 @@ public final class TestCertificates: Sendable {
         return (self.folder.appendingPathComponent("\(base).pem").path, self.folder.appendingPathComponent("\(base).key").path)
     }
 
+    /// Runs each openssl step in `folder`, by posix_spawn: Foundation's Process reads past a buffer under
+    /// AddressSanitizer, and these certificates are made for the sanitized runs too.
     private func run(_ steps: [[String]]) throws {
+        let errors = self.folder.appendingPathComponent("openssl-errors.txt").path
         for step in steps {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            process.arguments = step
-            process.currentDirectoryURL = self.folder
-            process.standardOutput = FileHandle.nullDevice
-            let errors = Pipe()
-            process.standardError = errors
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
-                let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let script = "cd \"$1\" && shift && exec /usr/bin/openssl \"$@\" >/dev/null 2>\"$STRANDS_OPENSSL_ERRORS\""
+            let arguments = ["/bin/sh", "-c", script, "sh", self.folder.path] + step
+            var pid: pid_t = 0
+            let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+            defer { for pointer in argv { free(pointer) } }
+            let settings: [String] = ["STRANDS_OPENSSL_ERRORS=\(errors)", "PATH=/usr/bin:/bin"]
+            let environment: [UnsafeMutablePointer<CChar>?] = settings.map { strdup($0) } + [nil]
+            defer { for pointer in environment { free(pointer) } }
+            let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, argv, environment)
+            guard spawned == 0 else { throw CertificateError(description: "posix_spawn openssl: \(spawned)") }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            guard status == 0 else {
+                let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
                 throw CertificateError(description: "openssl \(step.joined(separator: " ")): \(text)")
             }
         }
