@@ -49,8 +49,8 @@ trap cleanup EXIT
 ) >"$WORK/openssl.log" 2>&1 || { cat "$WORK/openssl.log" >&2; echo "bench-tls: openssl could not make the certificates" >&2; exit 1; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_listening() {  # PORT
-    for _ in $(seq 1 200); do
+wait_listening() {  # PORT (up to 60 s: a server under valgrind starts slowly)
+    for _ in $(seq 1 1200); do
         python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1" 2>/dev/null && return 0
         sleep 0.05
     done
