@@ -54,6 +54,19 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     /// `withCork`) writes leaves in one write when it lets go.
     package let cork: UnsafeMutablePointer<Cork>
 
+    /// Swift concurrency jobs enqueued on the loop's own thread (see Loop+Executor.swift): run by
+    /// `jobRunner`, an idle handle active only while there are some (so the poll does not block on them).
+    /// Loop-confined; swapped with `runningJobs` so neither reallocates in steady state.
+    var localJobs: [QueuedJob] = []
+    var runningJobs: [QueuedJob] = []
+    /// The loop as a task executor (see Loop+Executor.swift): `Task(executorPreference: loop.taskExecutor)`.
+    /// Set in `init`, before any other thread can see the loop.
+    public private(set) var taskExecutor: LoopTaskExecutor!
+    let jobRunner: UnsafeMutablePointer<uv_idle_t>
+    var jobRunnerActive = false
+    /// Jobs run from `localJobs` so far, for tests and diagnostics.
+    package internal(set) var localJobsRun = 0
+
     private struct Inbox {
         var tasks: [@Sendable () -> Void] = []
         var closed = false
@@ -67,6 +80,7 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         cuv_ignore_sigpipe()
         self.uvLoop = .allocate(capacity: 1)
         self.wakeup = .allocate(capacity: 1)
+        self.jobRunner = .allocate(capacity: 1)
         self.readBuffer = .allocate(byteCount: Loop.readBufferSize, alignment: 16)
         self.cork = .allocate(capacity: 1)
         self.cork.initialize(to: Cork())
@@ -74,6 +88,7 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         if rc < 0 {
             self.uvLoop.deallocate()
             self.wakeup.deallocate()
+            self.jobRunner.deallocate()
             self.readBuffer.deallocate()
             self.cork.deallocate()
             throw UVError(code: rc, context: "uv_loop_init")
@@ -86,17 +101,22 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
             for handler in loop.wakeHandlers { handler() }
         }
         self.wakeup.pointee.data = nil  // Marks the handle as the loop's own during shutdown walks.
+        uv_idle_init(self.uvLoop, self.jobRunner)
+        self.jobRunner.pointee.data = nil
+        self.taskExecutor = LoopTaskExecutor(loop: self)
     }
 
     deinit {
         if !self.hasRun {
-            // Never run: the wake-up handle still needs closing before the loop can be.
+            // Never run: the loop's own handles still need closing before the loop can be.
             uv_close(cuv_async_as_handle(self.wakeup), nil)
+            uv_close(cuv_idle_as_handle(self.jobRunner), nil)
             uv_run(self.uvLoop, UV_RUN_NOWAIT)
             uv_loop_close(self.uvLoop)
         }
         self.uvLoop.deallocate()
         self.wakeup.deallocate()
+        self.jobRunner.deallocate()
         self.readBuffer.deallocate()
         self.cork.pointee.buffer.free()
         self.cork.deallocate()
@@ -147,12 +167,14 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         self.started.store(true, ordering: .releasing)
         onStart?()
         uv_run(self.uvLoop, UV_RUN_DEFAULT)
+        self.runJobsLeftAtShutdown()
         var rc = uv_loop_close(self.uvLoop)
         // Handles created by close callbacks during shutdown are closed here, a bounded number of times.
         var rounds = 0
         while rc == UV_EBUSY.rawValue && rounds < 8 {
             self.closeAllHandles()
             uv_run(self.uvLoop, UV_RUN_DEFAULT)
+            self.runJobsLeftAtShutdown()
             rc = uv_loop_close(self.uvLoop)
             rounds += 1
         }
@@ -235,6 +257,9 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
         self.inbox.withLock { inbox in swap(&inbox.tasks, &self.running) }
         for task in self.running { task() }
         self.running.removeAll()
+        // Jobs of tasks waiting on this loop run too (a dropped job is a task that never resumes); the
+        // shutdown's close callbacks may make more, which the runner takes until the loop ends.
+        self.runLocalJobs()
         self.closeAllHandles()
     }
 

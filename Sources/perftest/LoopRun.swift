@@ -244,7 +244,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             case .failure(let error):
                 switch error.kind {
                 case .connectFailed where error.transportError == .connectionRefused: self.stats.refused += 1
-                case .connectFailed, .invalidURL: self.stats.connectFailed += 1
+                case .connectFailed, .invalidURL, .closed, .sendRefused: self.stats.connectFailed += 1
                 case .tlsFailed: self.stats.tlsFailed += 1
                 case .handshakeFailed: self.stats.handshakeFailed += 1
                 case .timedOut: self.stats.connectTimedOut += 1

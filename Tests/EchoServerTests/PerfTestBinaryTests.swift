@@ -215,13 +215,18 @@ struct PerfTestBinaryTests {
         }
     }
 
-    @Test("connect mode: every connection it counts the server opened, and each is closed with a close handshake")
-    func connectMode() throws {
+    /// A server on one loop and a free port whose handler counts.
+    func countingServer() throws -> (LoopGroup, Counting, Int) {
         let group = try LoopGroup(loopCount: 1)
-        defer { group.shutdown() }
         let handler = Counting()
         let server = WebSocketServer(group: group, configuration: WebSocketConfiguration(), handler: handler)
-        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        return (group, handler, try server.listen(host: "127.0.0.1", port: 0).port)
+    }
+
+    @Test("connect mode: every connection it counts the server opened, and each is closed with a close handshake")
+    func connectMode() throws {
+        let (group, handler, port) = try self.countingServer()
+        defer { group.shutdown() }
         let (status, output, errors, result) = try self.runPerfTest(
             ["-host", "127.0.0.1:\(port)", "-clients", "8", "-duration", "0.5", "-mode", "connect"])
         let r = try #require(result, "no result: \(errors)")
@@ -241,11 +246,8 @@ struct PerfTestBinaryTests {
 
     @Test("connect -hold: each client's one connection stays open for the run, then closes")
     func connectHold() throws {
-        let group = try LoopGroup(loopCount: 1)
+        let (group, handler, port) = try self.countingServer()
         defer { group.shutdown() }
-        let handler = Counting()
-        let server = WebSocketServer(group: group, configuration: WebSocketConfiguration(), handler: handler)
-        let port = try server.listen(host: "127.0.0.1", port: 0).port
         let child = try Child("perftest", ["-host", "127.0.0.1:\(port)", "-clients", "50", "-duration", "1", "-mode", "connect", "-hold"], limit: 20)
         _ = child.readOutput(untilContains: "Target: ")
         let (status, output, _) = child.finish()

@@ -1,0 +1,117 @@
+/// The callback handler behind the async API: hands each connection's events to its ``AsyncWebSocket``
+/// (kept in `WebSocket.context`) and, on a server, runs the user's function for it in a task on the
+/// connection's loop.
+final class AsyncBridge: WebSocketHandler {
+    let serve: (@Sendable (AsyncWebSocket) async throws -> Void)?
+    let maxBufferedMessages: Int
+    let upgrade: (@Sendable (HTTPRequest) -> UpgradeDecision)?
+
+    init(maxBufferedMessages: Int, upgrade: (@Sendable (HTTPRequest) -> UpgradeDecision)?,
+         serve: (@Sendable (AsyncWebSocket) async throws -> Void)?) {
+        self.serve = serve
+        self.maxBufferedMessages = maxBufferedMessages
+        self.upgrade = upgrade
+    }
+
+    func shouldUpgrade(_ request: HTTPRequest) -> UpgradeDecision { self.upgrade?(request) ?? .accept() }
+
+    func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
+        guard let serve = self.serve else { return }  // A client's is made by `connect`.
+        let connection = AsyncWebSocket(socket: socket, request: request, maxBufferedMessages: self.maxBufferedMessages)
+        socket.context = connection
+        Task(executorPreference: socket.loop.taskExecutor) {
+            var code = CloseCode.normalClosure
+            var reason = ""
+            do {
+                try await serve(connection)
+            } catch let error as WebSocketError {
+                if error.kind != .closed { (code, reason) = (.internalError, "\(error)") }
+            } catch is CancellationError {
+                (code, reason) = (.goingAway, "task cancelled")
+            } catch {
+                (code, reason) = (.internalError, "the server's handler failed")
+            }
+            if Task.isCancelled { (code, reason) = (.goingAway, "task cancelled") }
+            await connection.close(code: code, reason: reason)
+        }
+    }
+
+    @inline(__always)
+    private func connection(_ socket: WebSocket) -> AsyncWebSocket? {
+        socket.context.map { unsafeDowncast($0, to: AsyncWebSocket.self) }
+    }
+
+    func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
+        self.connection(socket)?.received(message)
+    }
+
+    func webSocketDidDrain(_ socket: WebSocket) {
+        self.connection(socket)?.drained()
+    }
+
+    func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String) {
+        self.connection(socket)?.finish(code: code, reason: reason)
+        socket.context = nil  // The connection holds the socket: let the pair go.
+    }
+}
+
+extension WebSocketServer {
+    /// A server whose connections are each served by `serve`, in a task on the connection's loop.
+    ///
+    /// ```swift
+    /// let server = WebSocketServer(group: group) { socket in
+    ///     for try await message in socket.messages { try await socket.send(message) }
+    /// }
+    /// try server.listen(host: "127.0.0.1", port: 8080)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - maxBufferedMessages: Messages at most that wait for a connection's task before its reading
+    ///     pauses (see ``AsyncWebSocket``).
+    ///   - shouldUpgrade: Accepts or rejects each upgrade request (default: accept all).
+    ///   - serve: Runs once per connection; when it returns the connection closes with 1000, when it
+    ///     throws with 1011 (1001 if it was cancelled).
+    public convenience init(group: LoopGroup, configuration: WebSocketConfiguration = WebSocketConfiguration(),
+                            maxBufferedMessages: Int = 64,
+                            shouldUpgrade: (@Sendable (HTTPRequest) -> UpgradeDecision)? = nil,
+                            serve: @escaping @Sendable (AsyncWebSocket) async throws -> Void) {
+        self.init(group: group, configuration: configuration,
+                  handler: AsyncBridge(maxBufferedMessages: maxBufferedMessages, upgrade: shouldUpgrade, serve: serve))
+    }
+}
+
+extension WebSocketClient {
+    /// Connects to a `ws://` or `wss://` URL on `loop` and returns the open connection; from any task.
+    /// The connection's methods are best called from a task on `loop` (they hop there otherwise).
+    public static func connect(
+        to url: String,
+        on loop: Loop,
+        configuration: WebSocketConfiguration = WebSocketConfiguration(),
+        headers: HTTPHeaders = HTTPHeaders(),
+        subprotocols: [String] = [],
+        maxBufferedMessages: Int = 64
+    ) async throws(WebSocketError) -> AsyncWebSocket {
+        let bridge = AsyncBridge(maxBufferedMessages: maxBufferedMessages, upgrade: nil, serve: nil)
+        let result: Result<AsyncWebSocket, WebSocketError> = await withUnsafeContinuation { continuation in
+            let accepted = loop.execute {
+                WebSocketClient.connect(to: url, on: loop, configuration: configuration, headers: headers,
+                                        subprotocols: subprotocols, handler: bridge) { result in
+                    switch result {
+                    case .success(let socket):
+                        // The request as sent: its target and the headers given (the handshake's own
+                        // headers are the library's).
+                        let target = (try? WebSocketURL(url))?.target ?? "/"
+                        let connection = AsyncWebSocket(socket: socket, request: HTTPRequest(method: "GET", target: target, headers: headers),
+                                                        maxBufferedMessages: maxBufferedMessages)
+                        socket.context = connection
+                        continuation.resume(returning: .success(connection))
+                    case .failure(let error):
+                        continuation.resume(returning: .failure(error))
+                    }
+                }
+            }
+            if !accepted { continuation.resume(returning: .failure(.connectFailed(UVError.notConnected.with(context: "the loop has shut down")))) }
+        }
+        return try result.get()
+    }
+}

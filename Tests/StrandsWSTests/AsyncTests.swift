@@ -1,0 +1,107 @@
+import StrandsTestSupport
+import StrandsWS
+import Synchronization
+import Testing
+
+@Suite("async/await API", .timeLimit(.minutes(1)))
+struct AsyncTests {
+    @Test("an async server and client exchange texts and binaries; the client's end closes both with 1000")
+    func exchange() async throws {
+        let group = try LoopGroup(loopCount: 2)
+        defer { group.shutdown() }
+        let closedWith = Events<CloseCode?>()
+        let server = WebSocketServer(group: group) { socket in
+            #expect(socket.loop.inEventLoop, "the connection's task runs on its loop")
+            do {
+                for try await message in socket.messages { try await socket.send(message) }
+                closedWith.post(.normalClosure)
+            } catch {
+                closedWith.post((error as? WebSocketError)?.closeCode)
+            }
+        }
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let client = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/ws/async", on: group.loops[1])
+        #expect(client.request.target == "/ws/async")
+        var replies = client.messages.makeAsyncIterator()
+        for index in 0..<100 {
+            try await client.send(text: "message \(index)")
+            let reply = try #require(try await replies.next())
+            #expect(reply.isText && reply.text == "message \(index)")
+        }
+        let big = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try await client.send(binary: big)
+        let reply = try #require(try await replies.next())
+        #expect(!reply.isText && reply.data == big)
+        await client.close()
+        #expect(try await replies.next() == nil, "the messages end after a normal close")
+        #expect(await closedWith.next() == .normalClosure)
+        // A send after the close is refused with the close code.
+        await #expect(throws: WebSocketError.self) { try await client.send(text: "late") }
+    }
+
+    @Test("cancelling the server's task closes the connection with 1001; the client's messages end")
+    func cancellation() async throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let started = Events<Bool>()
+        let server = WebSocketServer(group: group) { socket in
+            // Waits for messages that never come, until cancelled from inside (as a timeout would).
+            let waiter = Task(executorPreference: socket.loop.taskExecutor) { for try await _ in socket.messages {} }
+            started.post(true)
+            waiter.cancel()
+            _ = await waiter.result
+        }
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let probe = Probe()
+        let socket = try await connectClient(to: "ws://127.0.0.1:\(port)/ws/x", on: group.loops[0], handler: probe).get()
+        _ = socket
+        #expect(await started.next())
+        #expect(await probe.events.next() == .opened(path: "/ws/x", subprotocol: nil))
+        guard case .closed(let code, _) = await probe.events.next() else {
+            Issue.record("not closed")
+            return
+        }
+        #expect(code == 1001)
+    }
+
+    @Test("a consumer that lags pauses reading: no more than the bound (and the rest of one read) waits, and none is lost")
+    func slowConsumer() async throws {
+        let group = try LoopGroup(loopCount: 2)
+        defer { group.shutdown() }
+        let done = Events<(received: Int, highest: Int)>()
+        let server = WebSocketServer(group: group, maxBufferedMessages: 8) { socket in
+            // Not reading until the bound is reached: the connection must have paused its reading.
+            while socket.bufferedMessageCount < 8 { await Task.yield() }
+            var highest = socket.bufferedMessageCount
+            var received = 0
+            for try await _ in socket.messages {
+                received += 1
+                highest = max(highest, socket.bufferedMessageCount)
+                if received % 16 == 0 { await Task.yield() }  // Slower than the sender.
+            }
+            done.post((received, highest))
+        }
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let client = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/ws/slow", on: group.loops[1])
+        let payload = [UInt8](repeating: 1, count: 16 << 10)
+        for _ in 0..<2000 { try await client.send(binary: payload) }  // 32 MiB, far past the socket buffers.
+        await client.close()
+        let (received, highest) = await done.next()
+        #expect(received == 2000)
+        // A 64 KiB read holds up to four of these messages: the ones after the eighth still arrive.
+        #expect(highest <= 8 + 4, "messages waiting: \(highest)")
+    }
+
+    @Test("connecting to nothing fails with a typed error")
+    func typedError() async throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        do {
+            _ = try await WebSocketClient.connect(to: "ws://127.0.0.1:1/", on: group.loops[0])
+            Issue.record("connected to port 1")
+        } catch {
+            #expect(error.kind == .connectFailed)
+        }
+    }
+}
+
