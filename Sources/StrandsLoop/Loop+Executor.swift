@@ -64,6 +64,20 @@ extension Loop: SerialExecutor {
         } else {
             queued.job.runSynchronously(on: self.asUnownedSerialExecutor())
         }
+        if let holder = self.jobCorkHolder { self.releaseJobCork(holder) }
+    }
+
+    /// Writes out what the running job has corked (before it waits for the socket to drain: a wait on
+    /// bytes still in the cork would never end). On the loop.
+    package func flushJobCork() {
+        if let holder = self.jobCorkHolder { self.releaseJobCork(holder) }
+    }
+
+    /// What the job wrote through the cork leaves now, in one write.
+    private func releaseJobCork(_ holder: TCPConnection) {
+        if !self.cork.pointee.buffer.isEmpty { holder.flushCork(self) }
+        self.cork.pointee.owner = nil
+        self.jobCorkHolder = nil
     }
 
     /// Runs the jobs enqueued so far on the loop's thread (those they enqueue wait for the next turn, so

@@ -64,6 +64,9 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     public private(set) var taskExecutor: LoopTaskExecutor!
     let jobRunner: UnsafeMutablePointer<uv_idle_t>
     var jobRunnerActive = false
+    /// The connection holding the cork for the job running now (``TCPConnection/holdCorkForJob()``):
+    /// its bytes leave in one write when the job ends. Retained until then.
+    var jobCorkHolder: TCPConnection?
     /// Jobs run from `localJobs` so far, for tests and diagnostics.
     package internal(set) var localJobsRun = 0
 

@@ -101,6 +101,25 @@ extension TCPConnection {
         }
     }
 
+    /// Holds the loop's cork for this connection until the Swift concurrency job running now ends (the
+    /// loop's executor flushes it after each job), so that what async code sends between two suspensions
+    /// leaves in one write, as a callback's replies to one read do. Outside read callbacks and corks only:
+    /// when another connection holds the cork for its read, this does nothing. On the loop, in a job.
+    package func holdCorkForJob() {
+        self.withLoop { loop in
+            let cork = loop.cork
+            if cork.pointee.owner == self.identity { return }
+            if let holder = loop.jobCorkHolder {
+                // Another connection of the same job: its bytes go first.
+                if !cork.pointee.buffer.isEmpty { holder.flushCork(loop) }
+            } else if cork.pointee.owner != nil {
+                return  // Inside a read callback or a cork: not the job's to take.
+            }
+            loop.jobCorkHolder = self
+            self.takeCork(cork)
+        }
+    }
+
     /// Makes this connection the cork's owner (its queue and high-water mark recorded with it).
     @inline(__always)
     func takeCork(_ cork: UnsafeMutablePointer<Cork>) {

@@ -218,10 +218,15 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     /// Runs `operation` on the loop (at once from a task there) and waits for what its result asks.
     private func send(_ operation: @escaping @Sendable (WebSocket) -> SendResult) async throws(WebSocketError) {
         if self.loop.inEventLoop {
+            self.socket.holdCorkForJob()  // Replies until the task suspends leave in one write.
             let result = operation(self.socket)
             if result == .sent { return }  // The common case: no suspension.
             if let failure = self.failure(of: result) { throw failure }
             if self.ended != nil { return }
+            // Backpressure: the corked bytes go first; if the kernel took them all, there is nothing to
+            // wait for (and no drain would come).
+            self.loop.flushJobCork()
+            if self.socket.pendingWriteBytes == 0 { return }
         }
         let outcome: Result<Void, WebSocketError> = await withUnsafeContinuation { continuation in
             if self.loop.inEventLoop {
