@@ -33,14 +33,18 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     private var drainWaiters: [UnsafeContinuation<Result<Void, WebSocketError>, Never>] = []
     private var ended: (code: CloseCode, reason: String)?
     private var readingPaused = false
-    /// The storage of the message handed out last: reused for the next one once the task has let go.
-    private var spare: MessageStorage?
+    /// The storages of the messages handed out, oldest first (a ring): the task takes messages in order,
+    /// so the oldest is the first it lets go, and is reused for the next message once it has.
+    private var handedOut: [MessageStorage?]
+    private var handedOutHead = 0
+    private var handedOutCount = 0
 
     init(socket: WebSocket, request: HTTPRequest, maxBufferedMessages: Int) {
         self.loop = socket.loop
         self.socket = socket
         self.request = request
         self.maxBufferedMessages = max(1, maxBufferedMessages)
+        self.handedOut = Array(repeating: nil, count: 4)  // Grows with bursts, up to `handedOutLimit`.
     }
 
     /// The subprotocol agreed in the handshake, if any.
@@ -92,6 +96,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
         let result: Result<InboundMessage?, WebSocketError> = await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
                 if self.loop.inEventLoop {
+                    self.trimHandedOut()
                     self.waiting = continuation
                 } else if !self.loop.execute({ self.wait(continuation) }) {
                     continuation.resume(returning: .failure(.closed(.goingAway, "the loop has shut down")))
@@ -114,6 +119,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
                 continuation.resume(returning: .failure(error))
             }
         } else {
+            self.trimHandedOut()
             self.waiting = continuation
         }
     }
@@ -164,15 +170,57 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
         }
     }
 
-    /// Storage for a message of `count` bytes: the last one handed out if the task has let it go and it
-    /// is large enough, else new.
+    /// Storage for a message of `count` bytes: the oldest handed out if the task has let it go and it is
+    /// large enough, else new. A task that keeps up (or catches up) causes no allocation per message.
     private func storage(for count: Int) -> MessageStorage {
-        if isKnownUniquelyReferenced(&self.spare), let spare = self.spare, spare.capacity >= count {
-            return spare
+        let size = self.handedOut.count
+        if self.handedOutCount > 0 {
+            let head = self.handedOutHead
+            if isKnownUniquelyReferenced(&self.handedOut[head]), let oldest = self.handedOut[head] {
+                self.handedOut[head] = nil
+                self.handedOutHead = (head + 1) % size
+                self.handedOutCount -= 1
+                if oldest.capacity >= count {
+                    self.track(oldest)
+                    return oldest
+                }  // Let go and too small: freed, and a larger one made below.
+            }
         }
         let made = MessageStorage(capacity: max(count, 256))
-        self.spare = made
+        if self.handedOutCount == size && size < self.handedOutLimit {
+            // A burst: room for more (linearized from the oldest).
+            var grown = [MessageStorage?](repeating: nil, count: min(size * 2, self.handedOutLimit))
+            for index in 0..<self.handedOutCount { grown[index] = self.handedOut[(self.handedOutHead + index) % size] }
+            self.handedOut = grown
+            self.handedOutHead = 0
+        } else if self.handedOutCount == size {
+            // Every one tracked is still held (or too small): stop tracking the oldest.
+            self.handedOut[self.handedOutHead] = nil
+            self.handedOutHead = (self.handedOutHead + 1) % size
+            self.handedOutCount -= 1
+        }
+        self.track(made)
         return made
+    }
+
+    /// The task has caught up (it waits for a message): keep only the newest storage for the next one,
+    /// so that a burst's storages do not stay with an idle connection.
+    private func trimHandedOut() {
+        guard self.handedOutCount > 1 else { return }
+        let size = self.handedOut.count
+        while self.handedOutCount > 1 {
+            self.handedOut[self.handedOutHead] = nil
+            self.handedOutHead = (self.handedOutHead + 1) % size
+            self.handedOutCount -= 1
+        }
+    }
+
+    /// The queue's bound, the rest of one read, and a few the task may hold.
+    private var handedOutLimit: Int { self.maxBufferedMessages + 16 }
+
+    private func track(_ storage: MessageStorage) {
+        self.handedOut[(self.handedOutHead + self.handedOutCount) % self.handedOut.count] = storage
+        self.handedOutCount += 1
     }
 
     func drained() {
@@ -202,42 +250,59 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     /// Sends a text message; suspends while the peer is not keeping up (unsent bytes over the
     /// high-water mark). Throws ``WebSocketError/Kind/closed`` once the connection is closing or closed.
     public func send(text: String) async throws(WebSocketError) {
-        try await self.send { $0.send(text: text) }
+        if self.loop.inEventLoop {
+            self.socket.holdCorkForJob()  // Replies until the task suspends leave in one write.
+            let result = self.socket.send(text: text)
+            if result != .sent { try await self.settle(result) }  // The common case: no suspension.
+            return
+        }
+        try await self.sendFromElsewhere { $0.send(text: text) }
     }
 
     /// Sends a binary message; see ``send(text:)``.
     public func send(binary bytes: [UInt8]) async throws(WebSocketError) {
-        try await self.send { $0.send(binary: bytes) }
+        if self.loop.inEventLoop {
+            self.socket.holdCorkForJob()
+            let result = self.socket.send(binary: bytes)
+            if result != .sent { try await self.settle(result) }
+            return
+        }
+        try await self.sendFromElsewhere { $0.send(binary: bytes) }
     }
 
     /// Sends `message` back as it came (an echo): same opcode, same bytes, no copy.
     public func send(_ message: InboundMessage) async throws(WebSocketError) {
-        try await self.send { socket in message.withUnsafeBytes { socket.send(message.opcode, $0) } }
+        if self.loop.inEventLoop {
+            self.socket.holdCorkForJob()
+            let result = message.withUnsafeBytes { self.socket.send(message.opcode, $0) }
+            if result != .sent { try await self.settle(result) }
+            return
+        }
+        try await self.sendFromElsewhere { socket in message.withUnsafeBytes { socket.send(message.opcode, $0) } }
     }
 
-    /// Runs `operation` on the loop (at once from a task there) and waits for what its result asks.
-    private func send(_ operation: @escaping @Sendable (WebSocket) -> SendResult) async throws(WebSocketError) {
-        if self.loop.inEventLoop {
-            self.socket.holdCorkForJob()  // Replies until the task suspends leave in one write.
-            let result = operation(self.socket)
-            if result == .sent { return }  // The common case: no suspension.
-            if let failure = self.failure(of: result) { throw failure }
-            if self.ended != nil { return }
-            // Backpressure: the corked bytes go first; if the kernel took them all, there is nothing to
-            // wait for (and no drain would come).
-            self.loop.flushJobCork()
-            if self.socket.pendingWriteBytes == 0 { return }
+    /// On the loop, after a send that was not simply sent: a refusal throws; backpressure waits for the
+    /// socket to drain, once the corked bytes have gone (if the kernel took them all, there is nothing to
+    /// wait for, and no drain would come).
+    private func settle(_ result: SendResult) async throws(WebSocketError) {
+        if let failure = self.failure(of: result) { throw failure }
+        if self.ended != nil { return }
+        self.loop.flushJobCork()
+        if self.socket.pendingWriteBytes == 0 { return }
+        let drained: Result<Void, WebSocketError> = await withUnsafeContinuation { continuation in
+            self.drainWaiters.append(continuation)
         }
+        try drained.get()
+    }
+
+    /// A send from a task off the loop: `operation` runs on the loop, and the wait (if any) is set up there.
+    private func sendFromElsewhere(_ operation: @escaping @Sendable (WebSocket) -> SendResult) async throws(WebSocketError) {
         let outcome: Result<Void, WebSocketError> = await withUnsafeContinuation { continuation in
-            if self.loop.inEventLoop {
-                self.drainWaiters.append(continuation)  // Backpressure, seen above.
-                return
-            }
             let accepted = self.loop.execute {
                 let result = operation(self.socket)
                 if let failure = self.failure(of: result) {
                     continuation.resume(returning: .failure(failure))
-                } else if result == .backpressure && self.ended == nil {
+                } else if result == .backpressure && self.ended == nil && self.socket.pendingWriteBytes > 0 {
                     self.drainWaiters.append(continuation)
                 } else {
                     continuation.resume(returning: .success(()))
