@@ -25,14 +25,6 @@ CLIENT=.build-yardsticks/ws-pingpong
 pids=()
 cleanup() { for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 200); do
-        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "bench-async: nothing listens on $1" >&2; exit 1
-}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 callback_port=$(free_port)
@@ -41,8 +33,8 @@ callback=$!; pids+=("$callback")
 async_port=$(free_port)
 taskset -c "$SERVER_CPU" "$ASYNC" -port "$async_port" -workers 1 >/dev/null 2>&1 &
 async=$!; pids+=("$async")
-wait_port "$callback_port"
-wait_port "$async_port"
+wait_listening "$callback_port"
+wait_listening "$async_port"
 
 # run PORT PID ARGS...: "messages/s µs-per-message" for one client run
 run() {

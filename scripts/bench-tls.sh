@@ -48,14 +48,6 @@ trap cleanup EXIT
     openssl x509 -req -in rsa.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out rsa.pem -days 2 -extfile san.ext
 ) >"$WORK/openssl.log" 2>&1 || { cat "$WORK/openssl.log" >&2; echo "bench-tls: openssl could not make the certificates" >&2; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_listening() {  # PORT (up to 60 s: a server under valgrind starts slowly)
-    for _ in $(seq 1 1200); do
-        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "bench-tls: nothing listens on $1" >&2; exit 1
-}
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # Bytes malloc has handed out and not had back (glibc's mallinfo2, read with gdb): what the connections
 # hold, apart from the freed blocks RSS also counts. "-" without gdb.
@@ -69,7 +61,7 @@ start_server() {
     taskset -c "$SERVER_CPU" "$BIN/echoserver" -host 127.0.0.1 -port "$port" -workers 1 -quiet "$@" >"$WORK/server-$port.log" 2>&1 &
     server=$!
     pids+=("$server")
-    wait_listening "$port"
+    wait_listening "$port" 60
 }
 # start_command PORT TEMPLATE CERT KEY: another server, from a command template; its pid in $server
 start_command() {

@@ -15,3 +15,16 @@ build_products() {
     done
     rm -f "$log"
 }
+
+# free_port: a free TCP port on 127.0.0.1. wait_listening PORT [SECONDS]: until something accepts on it
+# (default 10 s), or exits 1 saying so.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_listening() {
+    local tries=$(( ${2:-10} * 20 ))
+    for _ in $(seq 1 "$tries"); do
+        python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "$(basename "$0" .sh): nothing listens on $1" >&2
+    exit 1
+}

@@ -64,7 +64,7 @@ extension Loop: SerialExecutor {
         } else {
             queued.job.runSynchronously(on: self.asUnownedSerialExecutor())
         }
-        if let holder = self.jobCorkHolder { self.releaseJobCork(holder) }
+        self.flushJobCork()
     }
 
     /// Writes out what the running job has corked (before it waits for the socket to drain: a wait on
