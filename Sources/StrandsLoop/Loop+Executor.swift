@@ -29,7 +29,7 @@ struct QueuedJob {
 ///   runs on the loop any more.
 extension Loop: SerialExecutor {
     public func enqueue(_ job: consuming ExecutorJob) {
-        self.enqueue(QueuedJob(job: UnownedJob(job), forTaskExecutor: false))
+        self.enqueue(queued: QueuedJob(job: UnownedJob(job), forTaskExecutor: false))
     }
 
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
@@ -42,7 +42,7 @@ extension Loop: SerialExecutor {
         precondition(self.inEventLoop, "not on the loop's thread")
     }
 
-    func enqueue(_ queued: QueuedJob) {
+    func enqueue(queued: QueuedJob) {
         if self.inEventLoop {
             self.localJobs.append(queued)
             if !self.jobRunnerActive && !self.isShuttingDown {
@@ -112,7 +112,7 @@ public final class LoopTaskExecutor: TaskExecutor {
     init(loop: Loop) { self.loop = loop }
 
     public func enqueue(_ job: consuming ExecutorJob) {
-        self.loop.enqueue(QueuedJob(job: UnownedJob(job), forTaskExecutor: true))
+        self.loop.enqueue(queued: QueuedJob(job: UnownedJob(job), forTaskExecutor: true))
     }
 
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor {

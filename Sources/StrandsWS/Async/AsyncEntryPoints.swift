@@ -17,13 +17,20 @@ final class AsyncBridge: WebSocketHandler {
 
     func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
         guard let serve = self.serve else { return }  // A client's is made by `connect`.
-        let connection = AsyncWebSocket(socket: socket, request: request, maxBufferedMessages: self.maxBufferedMessages)
-        socket.context = connection
+        let connection = AsyncWebSocket(handOff: .init(socket: socket), request: request, maxBufferedMessages: self.maxBufferedMessages)
+        // The task prefers the loop: it starts there (the first job goes to the loop's own queue) and its
+        // nonisolated code, the user's included, runs there.
         Task(executorPreference: socket.loop.taskExecutor) {
             var code = CloseCode.normalClosure
             var reason = ""
             do {
-                try await serve(connection)
+                withUnsafeCurrentTask { connection.coveredTask = $0 }
+                defer { connection.coveredTask = nil }
+                try await withTaskCancellationHandler {
+                    try await serve(connection)
+                } onCancel: {
+                    _ = connection.loop.execute { connection.closeForCancellation() }
+                }
             } catch let error as WebSocketError {
                 if error.kind != .closed { (code, reason) = (.internalError, "\(error)") }
             } catch is CancellationError {
@@ -101,9 +108,8 @@ extension WebSocketClient {
                         // The request as sent: its target and the headers given (the handshake's own
                         // headers are the library's).
                         let target = (try? WebSocketURL(url))?.target ?? "/"
-                        let connection = AsyncWebSocket(socket: socket, request: HTTPRequest(method: "GET", target: target, headers: headers),
+                        let connection = AsyncWebSocket(handOff: .init(socket: socket), request: HTTPRequest(method: "GET", target: target, headers: headers),
                                                         maxBufferedMessages: maxBufferedMessages)
-                        socket.context = connection
                         continuation.resume(returning: .success(connection))
                     case .failure(let error):
                         continuation.resume(returning: .failure(error))

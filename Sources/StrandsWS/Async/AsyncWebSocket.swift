@@ -26,25 +26,31 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     public let maxBufferedMessages: Int
 
     // Loop-confined.
-    private var queue: [InboundMessage] = []
-    private var queueHead = 0
+    @exclusivity(unchecked) private var queue: [InboundMessage] = []
+    @exclusivity(unchecked) private var queueHead = 0
     /// The task waiting for a message, if it is.
-    private var waiting: UnsafeContinuation<Result<InboundMessage?, WebSocketError>, Never>?
-    private var drainWaiters: [UnsafeContinuation<Result<Void, WebSocketError>, Never>] = []
-    private var ended: (code: CloseCode, reason: String)?
-    private var readingPaused = false
-    /// The storages of the messages handed out, oldest first (a ring): the task takes messages in order,
-    /// so the oldest is the first it lets go, and is reused for the next message once it has.
-    private var handedOut: [MessageStorage?]
-    private var handedOutHead = 0
-    private var handedOutCount = 0
+    @exclusivity(unchecked) private var waiting: UnsafeContinuation<Result<InboundMessage?, WebSocketError>, Never>?
+    @exclusivity(unchecked) private var drainWaiters: [UnsafeContinuation<Result<Void, WebSocketError>, Never>] = []
+    @exclusivity(unchecked) private var ended: (code: CloseCode, reason: String)?
+    @exclusivity(unchecked) private var readingPaused = false
+    /// The task serving the connection while it runs (the server's), whose cancellation closes it.
+    @exclusivity(unchecked) var coveredTask: UnsafeCurrentTask?
+    /// The chunk the next message's bytes go into. Messages share a chunk, each at its own offset; the
+    /// chunk is written only past the bytes already handed out, and starts over once the task has let
+    /// go of every message in it (it is then referenced from here alone).
+    @exclusivity(unchecked) private var chunk: MessageStorage?
 
-    init(socket: WebSocket, request: HTTPRequest, maxBufferedMessages: Int) {
+    /// Takes `socket` over: its events come here (through its context), on its loop.
+    /// A socket passed to the actor's initializer on the loop it belongs to (where the actor runs).
+    struct HandOff: @unchecked Sendable { let socket: WebSocket }
+
+    init(handOff: HandOff, request: HTTPRequest, maxBufferedMessages: Int) {
+        let socket = handOff.socket
         self.loop = socket.loop
         self.socket = socket
         self.request = request
         self.maxBufferedMessages = max(1, maxBufferedMessages)
-        self.handedOut = Array(repeating: nil, count: 4)  // Grows with bursts, up to `handedOutLimit`.
+        socket.context = self
     }
 
     /// The subprotocol agreed in the handshake, if any.
@@ -73,17 +79,13 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
         public struct Iterator: AsyncIteratorProtocol {
             let socket: AsyncWebSocket
 
-            public mutating func next() async throws(WebSocketError) -> InboundMessage? {
-                try await self.socket.nextMessage()
-            }
-
-            public mutating func next(isolation actor: isolated (any Actor)?) async throws(WebSocketError) -> InboundMessage? {
+            nonisolated(nonsending) public mutating func next() async throws(WebSocketError) -> InboundMessage? {
                 try await self.socket.nextMessage()
             }
         }
     }
 
-    func nextMessage() async throws(WebSocketError) -> InboundMessage? {
+    nonisolated(nonsending) func nextMessage() async throws(WebSocketError) -> InboundMessage? {
         if self.loop.inEventLoop {
             if let message = self.takeQueued() { return message }
             if let ended = self.ended { return try Self.end(ended) }
@@ -92,11 +94,21 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
                 return nil
             }
         }
-        // Wait on the loop: from a task on it, or (off it) by handing the wait to it.
+        // Wait on the loop: from a task on it, or (off it) by handing the wait to it. The connection's
+        // own task has one cancellation handler for its whole life (a handler per wait costs two
+        // trips through the task's status lock); any other task gets one for this wait.
+        if self.loop.inEventLoop, let covered = self.coveredTask,
+           withUnsafeCurrentTask(body: { $0 == covered }) {
+            let result: Result<InboundMessage?, WebSocketError> = await withUnsafeContinuation { continuation in
+                self.trimChunk()
+                self.waiting = continuation
+            }
+            return try result.get()
+        }
         let result: Result<InboundMessage?, WebSocketError> = await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
                 if self.loop.inEventLoop {
-                    self.trimHandedOut()
+                    self.trimChunk()
                     self.waiting = continuation
                 } else if !self.loop.execute({ self.wait(continuation) }) {
                     continuation.resume(returning: .failure(.closed(.goingAway, "the loop has shut down")))
@@ -119,7 +131,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
                 continuation.resume(returning: .failure(error))
             }
         } else {
-            self.trimHandedOut()
+            self.trimChunk()
             self.waiting = continuation
         }
     }
@@ -147,7 +159,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
         return message
     }
 
-    private func closeForCancellation() {
+    func closeForCancellation() {
         if self.socket.isOpen { _ = self.socket.close(code: .goingAway, reason: "task cancelled") }
         self.finish(code: .goingAway, reason: "task cancelled")
     }
@@ -155,9 +167,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     // MARK: From the connection (loop)
 
     func received(_ message: WebSocketMessage) {
-        let storage = self.storage(for: message.bytes.count)
-        storage.fill(message.bytes)
-        let owned = InboundMessage(opcode: message.opcode, storage: storage)
+        let owned = self.store(message)
         if let waiting = self.waiting {
             self.waiting = nil
             waiting.resume(returning: .success(owned))
@@ -170,57 +180,30 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
         }
     }
 
-    /// Storage for a message of `count` bytes: the oldest handed out if the task has let it go and it is
-    /// large enough, else new. A task that keeps up (or catches up) causes no allocation per message.
-    private func storage(for count: Int) -> MessageStorage {
-        let size = self.handedOut.count
-        if self.handedOutCount > 0 {
-            let head = self.handedOutHead
-            if isKnownUniquelyReferenced(&self.handedOut[head]), let oldest = self.handedOut[head] {
-                self.handedOut[head] = nil
-                self.handedOutHead = (head + 1) % size
-                self.handedOutCount -= 1
-                if oldest.capacity >= count {
-                    self.track(oldest)
-                    return oldest
-                }  // Let go and too small: freed, and a larger one made below.
-            }
+    /// Copies `message` into the chunk: the current one if it has room (after starting over, if nobody
+    /// else holds it), else a new one, twice as large as the one that filled up (up to 64 KiB) and at
+    /// least as large as the message. A task that keeps up, whether it takes one message per read or
+    /// sixteen, causes no allocation per message.
+    @inline(__always)
+    private func store(_ message: WebSocketMessage) -> InboundMessage {
+        let count = message.bytes.count
+        if isKnownUniquelyReferenced(&self.chunk) { self.chunk.unsafelyUnwrapped.used = 0 }
+        var chunk: MessageStorage
+        if let current = self.chunk, current.capacity - current.used >= count {
+            chunk = current
+        } else {
+            let previous = self.chunk?.capacity ?? 0
+            chunk = MessageStorage(capacity: max(count, 256, min(previous * 2, 65_536)))
+            self.chunk = chunk
         }
-        let made = MessageStorage(capacity: max(count, 256))
-        if self.handedOutCount == size && size < self.handedOutLimit {
-            // A burst: room for more (linearized from the oldest).
-            var grown = [MessageStorage?](repeating: nil, count: min(size * 2, self.handedOutLimit))
-            for index in 0..<self.handedOutCount { grown[index] = self.handedOut[(self.handedOutHead + index) % size] }
-            self.handedOut = grown
-            self.handedOutHead = 0
-        } else if self.handedOutCount == size {
-            // Every one tracked is still held (or too small): stop tracking the oldest.
-            self.handedOut[self.handedOutHead] = nil
-            self.handedOutHead = (self.handedOutHead + 1) % size
-            self.handedOutCount -= 1
-        }
-        self.track(made)
-        return made
+        let offset = chunk.append(message.bytes)
+        return InboundMessage(opcode: message.opcode, storage: chunk, offset: offset, count: count)
     }
 
-    /// The task has caught up (it waits for a message): keep only the newest storage for the next one,
-    /// so that a burst's storages do not stay with an idle connection.
-    private func trimHandedOut() {
-        guard self.handedOutCount > 1 else { return }
-        let size = self.handedOut.count
-        while self.handedOutCount > 1 {
-            self.handedOut[self.handedOutHead] = nil
-            self.handedOutHead = (self.handedOutHead + 1) % size
-            self.handedOutCount -= 1
-        }
-    }
-
-    /// The queue's bound, the rest of one read, and a few the task may hold.
-    private var handedOutLimit: Int { self.maxBufferedMessages + 16 }
-
-    private func track(_ storage: MessageStorage) {
-        self.handedOut[(self.handedOutHead + self.handedOutCount) % self.handedOut.count] = storage
-        self.handedOutCount += 1
+    /// The task has caught up (it waits for a message): a chunk grown past 4 KiB by a burst or a large
+    /// message goes, so that an idle connection keeps a small one.
+    private func trimChunk() {
+        if let chunk = self.chunk, chunk.capacity > 4096, isKnownUniquelyReferenced(&self.chunk) { self.chunk = nil }
     }
 
     func drained() {
@@ -249,7 +232,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
 
     /// Sends a text message; suspends while the peer is not keeping up (unsent bytes over the
     /// high-water mark). Throws ``WebSocketError/Kind/closed`` once the connection is closing or closed.
-    public func send(text: String) async throws(WebSocketError) {
+    nonisolated(nonsending) public func send(text: String) async throws(WebSocketError) {
         if self.loop.inEventLoop {
             self.socket.holdCorkForJob()  // Replies until the task suspends leave in one write.
             let result = self.socket.send(text: text)
@@ -260,7 +243,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     }
 
     /// Sends a binary message; see ``send(text:)``.
-    public func send(binary bytes: [UInt8]) async throws(WebSocketError) {
+    nonisolated(nonsending) public func send(binary bytes: [UInt8]) async throws(WebSocketError) {
         if self.loop.inEventLoop {
             self.socket.holdCorkForJob()
             let result = self.socket.send(binary: bytes)
@@ -271,7 +254,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     }
 
     /// Sends `message` back as it came (an echo): same opcode, same bytes, no copy.
-    public func send(_ message: InboundMessage) async throws(WebSocketError) {
+    nonisolated(nonsending) public func send(_ message: InboundMessage) async throws(WebSocketError) {
         if self.loop.inEventLoop {
             self.socket.holdCorkForJob()
             let result = message.withUnsafeBytes { self.socket.send(message.opcode, $0) }
@@ -284,7 +267,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     /// On the loop, after a send that was not simply sent: a refusal throws; backpressure waits for the
     /// socket to drain, once the corked bytes have gone (if the kernel took them all, there is nothing to
     /// wait for, and no drain would come).
-    private func settle(_ result: SendResult) async throws(WebSocketError) {
+    nonisolated(nonsending) private func settle(_ result: SendResult) async throws(WebSocketError) {
         if let failure = self.failure(of: result) { throw failure }
         if self.ended != nil { return }
         self.loop.flushJobCork()
@@ -296,7 +279,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     }
 
     /// A send from a task off the loop: `operation` runs on the loop, and the wait (if any) is set up there.
-    private func sendFromElsewhere(_ operation: @escaping @Sendable (WebSocket) -> SendResult) async throws(WebSocketError) {
+    nonisolated(nonsending) private func sendFromElsewhere(_ operation: @escaping @Sendable (WebSocket) -> SendResult) async throws(WebSocketError) {
         let outcome: Result<Void, WebSocketError> = await withUnsafeContinuation { continuation in
             let accepted = self.loop.execute {
                 let result = operation(self.socket)
@@ -327,7 +310,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     }
 
     /// Starts the close handshake with `code`; the messages end when it completes.
-    public func close(code: CloseCode = .normalClosure, reason: String = "") async {
+    nonisolated(nonsending) public func close(code: CloseCode = .normalClosure, reason: String = "") async {
         if self.loop.inEventLoop {
             _ = self.socket.close(code: code, reason: reason)
             return
@@ -349,19 +332,27 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     }
 }
 
-/// A message that arrived, owned: its bytes stay valid for as long as it is kept. The connection reuses
-/// the storage of the last message it handed out once nobody holds it, so a task that handles one
-/// message at a time causes no allocation per message.
-public struct InboundMessage: @unchecked Sendable {  // Safe: the storage is not written while shared.
+/// A message that arrived, owned: its bytes stay valid for as long as it is kept. Messages share the
+/// connection's chunks of memory, reused once the task lets go of them, so a task that handles its
+/// messages as they come causes no allocation per message. (Keeping one message keeps its chunk, up to
+/// 64 KiB: copy what you keep for long with ``data`` or ``text``.)
+public struct InboundMessage: @unchecked Sendable {  // Safe: the bytes are not written while shared.
     public let opcode: Opcode
     let storage: MessageStorage
-
+    let offset: Int
     /// The payload's length in bytes.
-    public var count: Int { self.storage.count }
+    public let count: Int
+
+    init(opcode: Opcode, storage: MessageStorage, offset: Int, count: Int) {
+        self.opcode = opcode
+        self.storage = storage
+        self.offset = offset
+        self.count = count
+    }
 
     /// Calls `body` with the payload's bytes, valid during the call.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        try body(UnsafeRawBufferPointer(start: self.storage.base, count: self.storage.count))
+        try body(UnsafeRawBufferPointer(start: self.storage.base + self.offset, count: self.count))
     }
 
     /// The payload as UTF-8 text (a text message is valid UTF-8; a binary one is decoded with repairs).
@@ -373,22 +364,26 @@ public struct InboundMessage: @unchecked Sendable {  // Safe: the storage is not
     public var isText: Bool { self.opcode == .text }
 }
 
-/// A message's bytes, in memory of its own.
+/// Memory that messages' bytes are appended to, each message at its own offset. Written on the
+/// connection's loop only, and only past what has been handed out.
 final class MessageStorage {
     let base: UnsafeMutableRawPointer
     let capacity: Int
-    private(set) var count = 0
+    @exclusivity(unchecked) var used = 0
 
     init(capacity: Int) {
-        self.base = .allocate(byteCount: capacity, alignment: 16)
+        self.base = .allocate(byteCount: capacity, alignment: 8)
         self.capacity = capacity
     }
 
-    func fill(_ bytes: UnsafeRawBufferPointer) {
-        if let source = bytes.baseAddress { self.base.copyMemory(from: source, byteCount: bytes.count) }
-        self.count = bytes.count
+    /// Copies `bytes` after those already there; returns their offset.
+    @inline(__always)
+    func append(_ bytes: UnsafeRawBufferPointer) -> Int {
+        let offset = self.used
+        if let source = bytes.baseAddress { (self.base + offset).copyMemory(from: source, byteCount: bytes.count) }
+        self.used = offset + bytes.count
+        return offset
     }
 
     deinit { self.base.deallocate() }
 }
-
