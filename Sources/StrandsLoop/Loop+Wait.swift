@@ -63,3 +63,85 @@ package final class BlockingQueue<Value>: @unchecked Sendable {  // Safe: `value
         return value
     }
 }
+
+/// Values posted from any thread, taken in order by one task that suspends (blocking no thread) while
+/// none is there: what async code waits on where ``BlockingQueue`` would block.
+package final class AsyncMailbox<Value: Sendable>: Sendable {
+    private struct State {
+        var values: [Value] = []
+        var waiting: UnsafeContinuation<Value, Never>?
+    }
+    private let state = Locked(State())
+
+    package init() {}
+
+    package func post(_ value: Value) {
+        let waiting = self.state.withLock { state -> UnsafeContinuation<Value, Never>? in
+            if let waiting = state.waiting {
+                state.waiting = nil
+                return waiting
+            }
+            state.values.append(value)
+            return nil
+        }
+        waiting?.resume(returning: value)
+    }
+
+    /// The next value; one task at a time.
+    package func next() async -> Value {
+        await withUnsafeContinuation { continuation in
+            let value = self.state.withLock { state -> Value? in
+                if !state.values.isEmpty { return state.values.removeFirst() }
+                state.waiting = continuation
+                return nil
+            }
+            if let value { continuation.resume(returning: value) }
+        }
+    }
+}
+
+extension Loop {
+    /// Runs `body` on the loop and returns its result, suspending the calling task (not blocking its
+    /// thread) meanwhile; nil if the loop has shut down.
+    public func run<R: Sendable>(_ body: @escaping @Sendable () -> R) async -> R? {
+        if self.inEventLoop { return body() }
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<R?, Never>) in
+            if !self.execute({ continuation.resume(returning: body()) }) { continuation.resume(returning: nil) }
+        }
+    }
+}
+
+extension LoopGroup {
+    /// Shuts every loop down and waits for its thread to finish, suspending the calling task instead of
+    /// blocking its thread (the join happens on a thread of its own). From any task; later calls return
+    /// at once.
+    public func shutdownGracefully() async {
+        precondition(!self.loops.contains { $0.inEventLoop }, "LoopGroup.shutdown() would join its own thread")
+        let done = AsyncMailbox<Bool>()
+        let joiner = ThreadStart { self.shutdownAndJoin(); done.post(true) }
+        if !joiner.start() { self.shutdownAndJoin(); return }  // No thread to spare: join here.
+        _ = await done.next()
+    }
+}
+
+/// A detached thread running one closure.
+final class ThreadStart: @unchecked Sendable {  // Safe: `body` runs once, on the new thread.
+    private let body: () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+
+    func start() -> Bool {
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { context in
+            let start = Unmanaged<ThreadStart>.fromOpaque(context!).takeRetainedValue()
+            start.body()
+            return nil
+        }, context)
+        if rc != 0 {
+            Unmanaged<ThreadStart>.fromOpaque(context).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
+    }
+}

@@ -69,7 +69,7 @@ public final class LoopGroup: Sendable {
         self.shutdownAndJoin()
     }
 
-    private func shutdownAndJoin() {
+    func shutdownAndJoin() {
         for loop in self.loops { loop.shutdown() }
         let threads = self.threads.withLock { threads in
             defer { threads = [] }

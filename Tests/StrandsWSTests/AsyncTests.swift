@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import StrandsTestSupport
 import StrandsWS
 import Synchronization
@@ -103,5 +106,39 @@ struct AsyncTests {
             #expect(error.kind == .connectFailed)
         }
     }
+
+    @Test("run() returns on SIGTERM after closing every connection with 1001; the async group shutdown joins the loops")
+    func runReturnsOnSignal() async throws {
+        let group = try LoopGroup(loopCount: 1)
+        let server = WebSocketServer(group: group) { socket in
+            for try await message in socket.messages { try await socket.send(message) }
+        }
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let probe = Probe()
+        let socket = try await connectClient(to: "ws://127.0.0.1:\(port)/ws/run", on: group.loops[0], handler: probe).get()
+        _ = socket
+        #expect(await probe.events.next() == .opened(path: "/ws/run", subprotocol: nil))
+        #expect(!handlesSIGTERM(), "nothing else in the process watches SIGTERM")
+        let running = Task { await server.run(gracePeriod: .seconds(5)) }
+        // The watcher is on the loop once SIGTERM has a handler (bounded: 5 s).
+        for _ in 0..<5000 where !handlesSIGTERM() { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(handlesSIGTERM())
+        kill(getpid(), SIGTERM)
+        #expect(await running.value == SIGTERM)
+        guard case .closed(let code, _) = await probe.events.next() else {
+            Issue.record("the client saw no close")
+            return
+        }
+        #expect(code == CloseCode.goingAway.rawValue)
+        #expect(!handlesSIGTERM(), "run() gives SIGTERM back when it returns")
+        await group.shutdownGracefully()
+        #expect(!group.loops[0].execute {}, "the loops have ended")
+    }
 }
 
+/// Whether SIGTERM has a handler (not the default action) in this process.
+private func handlesSIGTERM() -> Bool {
+    var action = sigaction()
+    sigaction(SIGTERM, nil, &action)
+    return unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) != 0
+}

@@ -175,6 +175,48 @@ extension WebSocketServer {
     }
 }
 
+extension WebSocketServer {
+    /// Serves until SIGINT or SIGTERM (or until the calling task is cancelled), then shuts down as the
+    /// blocking ``run(gracePeriod:signals:)`` does and returns: stops listening, closes every connection
+    /// with 1001 and waits up to `gracePeriod` for them (a second signal cuts it short). It suspends
+    /// the task meanwhile and blocks no thread.
+    ///
+    /// ```swift
+    /// let server = WebSocketServer(group: group) { socket in … }
+    /// try server.listen(host: "127.0.0.1", port: 8080)
+    /// await server.run()
+    /// await group.shutdownGracefully()
+    /// ```
+    /// - Returns: The signal that started the shutdown, or 0 if cancellation did.
+    @discardableResult
+    public func run(gracePeriod: Duration = .seconds(10), signals: [Int32] = LoopGroup.shutdownSignals) async -> Int32 {
+        enum Event: Sendable { case signal(Int32), closed, timedOut, cancelled }
+        let events = AsyncMailbox<Event>()
+        let loop = self.group.loops[0]
+        let watching = await loop.run { () -> LoopBound<SignalWatcher>? in
+            (try? loop.watchSignals(signals) { events.post(.signal($0)) }).map { LoopBound($0, loop: loop) }
+        }
+        guard let watcher = watching ?? nil else { return 0 }  // The loops are shutting down.
+        return await withTaskCancellationHandler {
+            var signo: Int32 = 0
+            if case .signal(let received) = await events.next() { signo = received }
+            self.stopListening()
+            self.closeAll { events.post(.closed) }
+            let timer = await loop.run {
+                LoopBound(loop.scheduleTimer(after: gracePeriod) { events.post(.timedOut) }, loop: loop)
+            }
+            _ = await events.next()  // Closed, the grace period over, a second signal or cancellation.
+            _ = await loop.run {
+                watcher.value.cancel()
+                timer?.value.cancel()
+            }
+            return signo
+        } onCancel: {
+            events.post(.cancelled)
+        }
+    }
+}
+
 /// A compressor and its output for publishes from threads that are not the server's loops.
 final class OffLoopDeflate {
     var stream: DeflateStream?
