@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
 swift test --skip-build
+# Examples/: built as a user's package would be, and smoke-tested.
+if [ "${SKIP_EXAMPLES:-0}" != 1 ]; then
+    bash scripts/examples.sh
+fi
 # Conformance: the Autobahn TestSuite against StrandsWS as server and client (needs PyPI for kosoku).
 # Interop: perftest against a Python `websockets` echo server must lose nothing.
 if [ "${SKIP_CONFORMANCE:-0}" != 1 ]; then
