@@ -107,6 +107,42 @@ struct AsyncTests {
         }
     }
 
+    @Test("topics from async code: what one connection publishes reaches every subscriber on every loop, itself included")
+    func topics() async throws {
+        let group = try LoopGroup(loopCount: 2)
+        defer { group.shutdown() }
+        let server = WebSocketServer(group: group) { socket in
+            let room = try #require(await socket.topic("room"))
+            #expect(await socket.subscribe(room))
+            #expect(await socket.subscribedTopics.map(\.name) == ["room"])
+            try await socket.send(text: "joined")
+            for try await message in socket.messages { await socket.publish(room, message) }
+        }
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        var clients: [AsyncWebSocket] = []
+        var inboxes: [AsyncWebSocket.Messages.Iterator] = []
+        for index in 0..<4 {  // Two on each loop (the server's connections are spread likewise).
+            let client = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/ws/room", on: group.loops[index % 2])
+            var inbox = client.messages.makeAsyncIterator()
+            #expect(try await inbox.next()?.text == "joined")
+            clients.append(client)
+            inboxes.append(inbox)
+        }
+        #expect(await clients[0].topic("room") == nil, "a client connection has no server topics")
+        try await clients[0].send(text: "hello, room")
+        try await clients[3].send(binary: [1, 2, 3])
+        for index in inboxes.indices {
+            // Per subscriber, one publisher's messages keep their order; across publishers, any.
+            var seen: [String] = []
+            for _ in 0..<2 {
+                let message = try #require(try await inboxes[index].next())
+                seen.append(message.isText ? message.text : "\(message.data)")
+            }
+            #expect(seen.sorted() == ["[1, 2, 3]", "hello, room"], "client \(index) got \(seen)")
+        }
+        for client in clients { await client.close() }
+    }
+
     @Test("run() returns on SIGTERM after closing every connection with 1001; the async group shutdown joins the loops")
     func runReturnsOnSignal() async throws {
         let group = try LoopGroup(loopCount: 1)
