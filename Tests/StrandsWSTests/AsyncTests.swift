@@ -143,6 +143,93 @@ struct AsyncTests {
         for client in clients { await client.close() }
     }
 
+    @Test("an upgrade decision that awaits holds that handshake only: others on the loop go on; a refusal is a 403")
+    func asyncUpgradeDecision() async throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let gate = Events<Bool>()
+        let asked = Events<String>()
+        let server = WebSocketServer(group: group, shouldUpgrade: { request in
+            asked.post(String(request.path))
+            if request.path == "/slow" { return await gate.next() ? .accept() : .reject(status: 403) }
+            return request.headers.first("Authorization") == "Bearer good" ? .accept() : .reject(status: 403)
+        }) { socket in
+            for try await message in socket.messages { try await socket.send(message) }
+        }
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let loop = group.loops[0]
+        let slow = Task { try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/slow", on: loop) }
+        #expect(await asked.next() == "/slow")
+        // While that decision waits, another connection on the same loop is decided, opens and echoes.
+        let fast = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/fast", on: loop,
+                                                     headers: ["Authorization": "Bearer good"])
+        #expect(await asked.next() == "/fast")
+        try await fast.send(text: "while the other waits")
+        var replies = fast.messages.makeAsyncIterator()
+        #expect(try await replies.next()?.text == "while the other waits")
+        gate.post(true)
+        let opened = try await slow.value
+        try await opened.send(text: "late but in")
+        var late = opened.messages.makeAsyncIterator()
+        #expect(try await late.next()?.text == "late but in")
+        // Refused, now and later: the client sees the 403.
+        for (path, headers) in [("/fast", HTTPHeaders([("Authorization", "Bearer bad")])), ("/slow", HTTPHeaders())] {
+            let refused = Task { try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)\(path)", on: loop, headers: headers) }
+            #expect(await asked.next() == path)
+            if path == "/slow" { gate.post(false) }
+            do {
+                _ = try await refused.value
+                Issue.record("\(path) was accepted")
+            } catch let error as WebSocketError {
+                #expect(error.kind == .handshakeFailed && "\(error)".contains("403"), "\(error)")
+            }
+        }
+        await fast.close()
+        await opened.close()
+    }
+
+    @Test("HTTP routes beside the WebSocket: an async handler gets method, path, query, headers and body")
+    func httpRoutes() async throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let server = WebSocketServer(group: group, respond: { request in
+            await Task.yield()  // An async handler: it may await before answering.
+            switch (request.method, request.path) {
+            case ("GET", "/rooms"):
+                return HTTPResponse(status: 200, contentType: "application/json", body: "{\"rooms\":[],\"q\":\"\(request.query ?? "")\"}")
+            case ("POST", "/echo"):
+                let type = request.headers.first("Content-Type") ?? "?"
+                return HTTPResponse(status: 201, headers: ["Content-Type": type], body: request.body)
+            default:
+                return .status(404)
+            }
+        }) { socket in
+            for try await message in socket.messages { try await socket.send(message) }
+        }
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let loop = group.loops[0]
+        func exchange(_ request: String, body: [UInt8] = []) async -> String {
+            String(decoding: await rawExchange(Array(request.utf8) + body, port: port, on: loop), as: UTF8.self)
+        }
+        let rooms = await exchange("GET /rooms?x=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(rooms.hasPrefix("HTTP/1.1 200") && rooms.hasSuffix("{\"rooms\":[],\"q\":\"x=1\"}"), "\(rooms)")
+        let body = pattern(100_000)  // Larger than one read.
+        let posted = await exchange("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Type: application/octet-stream\r\nContent-Length: \(body.count)\r\n\r\n", body: body)
+        #expect(posted.hasPrefix("HTTP/1.1 201"), "\(posted.prefix(40))")
+        let echoed = await rawExchange(Array("POST /echo HTTP/1.1\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body, port: port, on: loop)
+        #expect(Array(echoed.suffix(body.count)) == body, "the body comes back whole")
+        #expect(await exchange("GET /nothing HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 404"))
+        #expect(await exchange("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").hasPrefix("HTTP/1.1 411"))
+        #expect(await exchange("POST /echo HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n").hasPrefix("HTTP/1.1 413"))
+        #expect(await exchange("POST /echo HTTP/1.1\r\nContent-Length: 12x\r\n\r\n").hasPrefix("HTTP/1.1 400"))
+        // The WebSocket beside them still works.
+        let socket = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/ws", on: loop)
+        try await socket.send(text: "still here")
+        var replies = socket.messages.makeAsyncIterator()
+        #expect(try await replies.next()?.text == "still here")
+        await socket.close()
+    }
+
     @Test("run() returns on SIGTERM after closing every connection with 1001; the async group shutdown joins the loops")
     func runReturnsOnSignal() async throws {
         let group = try LoopGroup(loopCount: 1)

@@ -4,16 +4,40 @@
 final class AsyncBridge: WebSocketHandler {
     let serve: (@Sendable (AsyncWebSocket) async throws -> Void)?
     let maxBufferedMessages: Int
-    let upgrade: (@Sendable (HTTPRequest) -> UpgradeDecision)?
+    let upgrade: (@Sendable (HTTPRequest) async -> UpgradeDecision)?
+    let respond: (@Sendable (HTTPRequest) async -> HTTPResponse)?
 
-    init(maxBufferedMessages: Int, upgrade: (@Sendable (HTTPRequest) -> UpgradeDecision)?,
+    init(maxBufferedMessages: Int, upgrade: (@Sendable (HTTPRequest) async -> UpgradeDecision)?,
+         respond: (@Sendable (HTTPRequest) async -> HTTPResponse)? = nil,
          serve: (@Sendable (AsyncWebSocket) async throws -> Void)?) {
         self.serve = serve
         self.maxBufferedMessages = maxBufferedMessages
         self.upgrade = upgrade
+        self.respond = respond
     }
 
-    func shouldUpgrade(_ request: HTTPRequest) -> UpgradeDecision { self.upgrade?(request) ?? .accept() }
+    /// The user's decision, made in a task on the connection's loop (it may await I/O); the handshake
+    /// waits for it, the loop does not.
+    func shouldUpgrade(_ request: HTTPRequest, on socket: WebSocket) -> UpgradeDecision {
+        guard let upgrade = self.upgrade else { return .accept() }
+        let handOff = AsyncWebSocket.HandOff(socket: socket)
+        Task(executorPreference: socket.loop.taskExecutor) {
+            let decision = await upgrade(request)
+            handOff.onLoop { $0.decideUpgrade(decision) }
+        }
+        return .later
+    }
+
+    /// Plain HTTP requests: answered by the user's function in a task on the loop, or 404.
+    func respond(to request: HTTPRequest, on socket: WebSocket) -> HTTPResponse? {
+        guard let respond = self.respond else { return .status(404) }
+        let handOff = AsyncWebSocket.HandOff(socket: socket)
+        Task(executorPreference: socket.loop.taskExecutor) {
+            let response = await respond(request)
+            handOff.onLoop { $0.respond(response) }
+        }
+        return nil
+    }
 
     func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
         guard let serve = self.serve else { return }  // A client's is made by `connect`.
@@ -75,15 +99,21 @@ extension WebSocketServer {
     /// - Parameters:
     ///   - maxBufferedMessages: Messages at most that wait for a connection's task before its reading
     ///     pauses (see ``AsyncWebSocket``).
-    ///   - shouldUpgrade: Accepts or rejects each upgrade request (default: accept all).
+    ///   - shouldUpgrade: Accepts or rejects each upgrade request (default: accept all). It may await
+    ///     (an auth service, a database): the handshake waits for it, within the handshake timeout, and
+    ///     the loop goes on serving the others meanwhile.
+    ///   - respond: Answers requests that are not upgrades (routes beside the WebSocket: method, path,
+    ///     query, headers and body in the request); default 404. The connection closes after the response.
     ///   - serve: Runs once per connection; when it returns the connection closes with 1000, when it
     ///     throws with 1011 (1001 if it was cancelled).
     public convenience init(group: LoopGroup, configuration: WebSocketConfiguration = WebSocketConfiguration(),
                             maxBufferedMessages: Int = 64,
-                            shouldUpgrade: (@Sendable (HTTPRequest) -> UpgradeDecision)? = nil,
+                            shouldUpgrade: (@Sendable (HTTPRequest) async -> UpgradeDecision)? = nil,
+                            respond: (@Sendable (HTTPRequest) async -> HTTPResponse)? = nil,
                             serve: @escaping @Sendable (AsyncWebSocket) async throws -> Void) {
         self.init(group: group, configuration: configuration,
-                  handler: AsyncBridge(maxBufferedMessages: maxBufferedMessages, upgrade: shouldUpgrade, serve: serve))
+                  handler: AsyncBridge(maxBufferedMessages: maxBufferedMessages, upgrade: shouldUpgrade, respond: respond,
+                                       serve: serve))
     }
 }
 

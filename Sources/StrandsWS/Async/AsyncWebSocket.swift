@@ -42,7 +42,16 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
 
     /// Takes `socket` over: its events come here (through its context), on its loop.
     /// A socket passed to the actor's initializer on the loop it belongs to (where the actor runs).
-    struct HandOff: @unchecked Sendable { let socket: WebSocket }
+    struct HandOff: @unchecked Sendable {
+        let socket: WebSocket
+
+        /// Runs `body` with the socket on its loop: at once if called there, else when the loop next
+        /// runs (not at all if it has shut down).
+        func onLoop(_ body: @escaping @Sendable (WebSocket) -> Void) {
+            let socket = self.socket
+            if socket.loop.inEventLoop { body(socket) } else { _ = socket.loop.execute { body(self.socket) } }
+        }
+    }
 
     init(handOff: HandOff, request: HTTPRequest, maxBufferedMessages: Int) {
         let socket = handOff.socket

@@ -21,10 +21,12 @@ final class ColdState {
     var deflate: DeflateConnection?
     /// Server: the topics this connection subscribes to, and its place in each one's list on its loop.
     var subscriptions: [(topic: Topic, index: Int)] = []
+    /// Server: a handshake waiting for the handler's decision (an upgrade) or response (plain HTTP).
+    var deferred: DeferredHandshake?
 
     /// Nothing here is needed any more (an open connection after its handshake, say).
     var isDisposable: Bool {
-        self.head == nil && self.pendingClient == nil && self.timedIndex < 0 && self.subprotocol == nil
+        self.head == nil && self.deferred == nil && self.pendingClient == nil && self.timedIndex < 0 && self.subprotocol == nil
             && self.negotiated == nil && self.deflate == nil && self.subscriptions.isEmpty && self.closeCode == .abnormalClosure && self.closeReason.isEmpty
     }
 
@@ -35,3 +37,9 @@ final class ColdState {
 
 @available(*, unavailable)
 extension ColdState: Sendable {}
+
+/// A request the handler answers later, and where its head ended in the read buffer.
+enum DeferredHandshake {
+    case upgrade(HTTPRequest, headLength: Int)
+    case response
+}

@@ -12,6 +12,15 @@ public protocol WebSocketHandler: AnyObject, Sendable {
     /// The default answers 404.
     func respond(to request: HTTPRequest) -> HTTPResponse
 
+    /// Server: ``shouldUpgrade(_:)`` with the connection at hand, so that the decision may come later:
+    /// return ``UpgradeDecision/later`` and call ``WebSocket/decideUpgrade(_:)`` once it is made. The
+    /// default asks ``shouldUpgrade(_:)``.
+    func shouldUpgrade(_ request: HTTPRequest, on socket: WebSocket) -> UpgradeDecision
+
+    /// Server: ``respond(to:)`` with the connection at hand; nil to answer later with
+    /// ``WebSocket/respond(_:)`` (before the handshake timeout). The default asks ``respond(to:)``.
+    func respond(to request: HTTPRequest, on socket: WebSocket) -> HTTPResponse?
+
     /// The connection is open. `request` is the upgrade request (for a client: the one it sent).
     func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest)
 
@@ -40,6 +49,8 @@ public protocol WebSocketHandler: AnyObject, Sendable {
 extension WebSocketHandler {
     public func shouldUpgrade(_ request: HTTPRequest) -> UpgradeDecision { .accept() }
     public func respond(to request: HTTPRequest) -> HTTPResponse { .status(404) }
+    public func shouldUpgrade(_ request: HTTPRequest, on socket: WebSocket) -> UpgradeDecision { self.shouldUpgrade(request) }
+    public func respond(to request: HTTPRequest, on socket: WebSocket) -> HTTPResponse? { self.respond(to: request) }
     public func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {}
     public func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {}
     public func webSocketDidFinishRead(_ socket: WebSocket) {}

@@ -6,6 +6,9 @@ public struct HTTPLimits: Sendable, Equatable {
     public var maxHeaderCount = 100
     /// The largest head in bytes, request line included; larger is 431. 16 KiB.
     public var maxHeadBytes = 16 * 1024
+    /// The largest body of a plain HTTP request (`Content-Length`); larger is 413. 1 MiB. A body sent
+    /// chunked is refused with 411: send its length.
+    public var maxBodyBytes = 1 << 20
 
     public init() {}
 }
@@ -117,14 +120,18 @@ public struct HTTPRequest: Sendable {
     public var headers: HTTPHeaders
     /// The client's address.
     public var remoteAddress: SocketAddress?
+    /// The body of a plain HTTP request (`Content-Length` bytes, up to ``HTTPLimits/maxBodyBytes``);
+    /// empty for an upgrade request.
+    public var body: [UInt8]
 
     public init(method: String, target: String, version: String = "HTTP/1.1", headers: HTTPHeaders = HTTPHeaders(),
-                remoteAddress: SocketAddress? = nil) {
+                remoteAddress: SocketAddress? = nil, body: [UInt8] = []) {
         self.method = method
         self.target = target
         self.version = version
         self.headers = headers
         self.remoteAddress = remoteAddress
+        self.body = body
     }
 
     /// Parses `METHOD SP target SP HTTP/x.y`.

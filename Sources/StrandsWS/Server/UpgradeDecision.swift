@@ -3,6 +3,7 @@ public struct UpgradeDecision: Sendable {
     enum Kind: Sendable {
         case accept(subprotocol: String?, headers: HTTPHeaders)
         case reject(HTTPResponse)
+        case later
     }
     let kind: Kind
 
@@ -13,6 +14,11 @@ public struct UpgradeDecision: Sendable {
 
     /// Refuses with `response`; the connection closes after it.
     public static func reject(_ response: HTTPResponse) -> UpgradeDecision { UpgradeDecision(kind: .reject(response)) }
+
+    /// Decides later (after I/O: asking an auth service, say): the handshake waits, reading paused, until
+    /// ``WebSocket/decideUpgrade(_:)`` is called on the connection's loop with the decision, or the
+    /// handshake timeout closes the connection. Only from ``WebSocketHandler/shouldUpgrade(_:on:)``.
+    public static let later = UpgradeDecision(kind: .later)
 
     /// Refuses with a bare status (403, 401, …).
     public static func reject(status: Int) -> UpgradeDecision { .reject(.status(status)) }

@@ -6,6 +6,7 @@ extension WebSocket {
             return
         }
         guard let head = self.cold?.head else { return }
+        if self.cold?.deferred != nil { return }  // Reading is paused; a read already under way is dropped.
         let length: Int?
         do {
             length = try head.append(bytes)
@@ -26,14 +27,79 @@ extension WebSocket {
         request.remoteAddress = self.tcpRemoteAddress
 
         guard Handshake.isUpgrade(request) else {
-            self.refuse(self.handler.respond(to: request), countsAsError: false)
+            // Plain HTTP: its body first, if it has one.
+            switch Self.bodyLength(request, limit: self.registry.configuration.httpLimits.maxBodyBytes) {
+            case .failure(let refusal):
+                self.refuse(.status(refusal.status))
+                return
+            case .success(let bodyLength):
+                guard head.buffer.count >= length + bodyLength else { return }  // The rest is to come.
+                if bodyLength > 0 { request.body = Array(head.buffer.bytes[length..<(length + bodyLength)]) }
+            }
+            guard let response = self.handler.respond(to: request, on: self) else {
+                self.deferHandshake(.response)
+                return
+            }
+            self.refuse(response, countsAsError: false)
             return
         }
         if let refusal = Handshake.validate(request) {
             self.refuse(refusal)
             return
         }
-        let decision = self.handler.shouldUpgrade(request)
+        let decision = self.handler.shouldUpgrade(request, on: self)
+        if case .later = decision.kind {
+            self.deferHandshake(.upgrade(request, headLength: length))
+            return
+        }
+        self.finishUpgrade(request, headLength: length, decision: decision)
+    }
+
+    /// A plain request's body length from `Content-Length` (0 without one); 411 for a chunked body,
+    /// 400 for a malformed or repeated length, 413 over `limit`.
+    static func bodyLength(_ request: HTTPRequest, limit: Int) -> Result<Int, HTTPStatusRefusal> {
+        if request.headers.first("Transfer-Encoding") != nil { return .failure(HTTPStatusRefusal(411)) }
+        let values = request.headers["Content-Length"]
+        guard let value = values.first else { return .success(0) }
+        guard values.count == 1, let length = Int(value.trimmingHTTPWhitespace()), length >= 0,
+              value.trimmingHTTPWhitespace().utf8.allSatisfy({ $0 >= 48 && $0 <= 57 })
+        else { return .failure(HTTPStatusRefusal(400)) }
+        return length > limit ? .failure(HTTPStatusRefusal(413)) : .success(length)
+    }
+
+    /// The handler answers later: reading pauses until it does (the handshake timeout still runs).
+    func deferHandshake(_ deferred: DeferredHandshake) {
+        self.coldState.deferred = deferred
+        self.pauseReading()
+    }
+
+    /// The decision on an upgrade request the handler deferred (``UpgradeDecision/later``). On the
+    /// connection's loop. False if there was none to make: the connection closed meanwhile (the
+    /// handshake timeout, say), or the decision was made already.
+    @discardableResult
+    public func decideUpgrade(_ decision: UpgradeDecision) -> Bool {
+        self.loop.assertInLoop()
+        guard self.state.phase != .closed, case .upgrade(let request, let length)? = self.cold?.deferred else { return false }
+        if case .later = decision.kind { return false }
+        self.cold?.deferred = nil
+        self.resumeReading()
+        self.finishUpgrade(request, headLength: length, decision: decision)
+        return true
+    }
+
+    /// The response to a plain HTTP request the handler deferred (by returning nil). On the connection's
+    /// loop; the connection closes after it. False if it closed meanwhile or was answered already.
+    @discardableResult
+    public func respond(_ response: HTTPResponse) -> Bool {
+        self.loop.assertInLoop()
+        guard self.state.phase != .closed, case .response? = self.cold?.deferred else { return false }
+        self.cold?.deferred = nil
+        self.resumeReading()
+        self.refuse(response, countsAsError: false)
+        return true
+    }
+
+    private func finishUpgrade(_ request: HTTPRequest, headLength length: Int, decision: UpgradeDecision) {
         guard case .accept(let subprotocol, let headers) = decision.kind else {
             if case .reject(let response) = decision.kind { self.refuse(response, countsAsError: false) }
             return
@@ -112,4 +178,10 @@ extension WebSocket {
         self.tcpShutdownWrite()
         self.shared.setDeadline(self, after: self.registry.configuration.closeTimeout)
     }
+}
+
+/// An HTTP status to refuse a request with.
+struct HTTPStatusRefusal: Error {
+    let status: Int
+    init(_ status: Int) { self.status = status }
 }
