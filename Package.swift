@@ -1,8 +1,9 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// The library targets depend on libuv alone, and StrandsWS on zlib for permessage-deflate. The executables may later add
-// well-kept server-ecosystem packages (argument parsing, histograms, logging).
+// The library targets depend on C libraries alone: libuv, zlib for permessage-deflate, OpenSSL for TLS. Two small
+// adapter modules bring in swift-log (StrandsLogging) and swift-service-lifecycle (StrandsService) for those who
+// want them; the executables use well-kept server-ecosystem packages (argument parsing, histograms, logging).
 let strictSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
@@ -14,13 +15,17 @@ let package = Package(
         .library(name: "StrandsLoop", targets: ["StrandsLoop"]),
         .library(name: "StrandsWS", targets: ["StrandsWS"]),
         .library(name: "StrandsTLS", targets: ["StrandsTLS"]),
+        .library(name: "StrandsLogging", targets: ["StrandsLogging"]),
+        .library(name: "StrandsService", targets: ["StrandsService"]),
         .executable(name: "echoserver", targets: ["echoserver"]),
         .executable(name: "perftest", targets: ["perftest"]),
     ],
     dependencies: [
-        // Executables only: the libraries depend on libuv and zlib alone.
+        // Executables, and the two small adapter modules (swift-log, swift-service-lifecycle); the
+        // libraries themselves depend on C libraries alone.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
@@ -47,6 +52,15 @@ let package = Package(
         .target(name: "StrandsLoop", dependencies: ["CUV"], swiftSettings: strictSettings),
         .target(name: "StrandsTLS", dependencies: ["StrandsLoop", "COpenSSL"], swiftSettings: strictSettings),
         .target(name: "StrandsWS", dependencies: ["StrandsLoop", "CZlib"], swiftSettings: strictSettings),
+        // A swift-log Logger as StrandsWS's log hook (`configuration.logger = logger`).
+        .target(name: "StrandsLogging", dependencies: ["StrandsWS", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strictSettings),
+        // A WebSocketServer as a swift-service-lifecycle Service.
+        .target(
+            name: "StrandsService",
+            dependencies: ["StrandsWS", "StrandsLogging", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: strictSettings
+        ),
         // What the command-line tools share: flag parsing that exits 2 like the Go tools, line output, logging.
         .target(
             name: "StrandsCLI",
@@ -77,6 +91,8 @@ let package = Package(
         .target(name: "StrandsTestSupport", dependencies: ["StrandsWS", "COpenSSL"], path: "Tests/StrandsTestSupport",
                 swiftSettings: strictSettings),
         .testTarget(name: "StrandsWSTests", dependencies: ["StrandsWS", "StrandsTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "StrandsServiceTests", dependencies: ["StrandsService", "StrandsLogging", "StrandsTestSupport"],
+                    swiftSettings: strictSettings),
         // Runs the built executables as a user would; `swift build` builds them first.
         .testTarget(name: "EchoServerTests", dependencies: ["StrandsWS", "StrandsTLS", "StrandsCLI", "StrandsTestSupport"], swiftSettings: strictSettings),
         .testTarget(

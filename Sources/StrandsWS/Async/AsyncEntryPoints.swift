@@ -61,6 +61,8 @@ final class AsyncBridge: WebSocketHandler {
                 (code, reason) = (.goingAway, "task cancelled")
             } catch {
                 (code, reason) = (.internalError, "the server's handler failed")
+                connection.socket.registry.configuration.log?(.warning, "the connection's handler threw: \(error)",
+                                                              connection.socket.logMetadata())
             }
             if Task.isCancelled { (code, reason) = (.goingAway, "task cancelled") }
             await connection.close(code: code, reason: reason)

@@ -73,7 +73,7 @@ extension WebSocket {
 
     /// Ends a client handshake that cannot succeed: the completion hears why, and TCP is closed.
     func failClientHandshake(_ error: WebSocketError) {
-        self.registry.countError(.handshake)
+        self.noteError(.handshake, "client handshake failed: \(error)")
         if let pending = self.cold?.pendingClient {
             self.cold?.pendingClient = nil
             pending.completion(.failure(error))

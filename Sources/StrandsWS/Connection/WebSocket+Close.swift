@@ -29,7 +29,8 @@ extension WebSocket {
     /// Fails the connection (RFC 6455 §7.1.7): send a close with `code` if none went out yet, then end TCP
     /// once that frame is written.
     func fail(_ code: CloseCode, _ reason: String) {
-        self.registry.countError(code == .messageTooBig ? .tooBig : code == .policyViolation ? .sendCap : .protocol)
+        self.noteError(code == .messageTooBig ? .tooBig : code == .policyViolation ? .sendCap : .protocol,
+                       "failed with \(code.rawValue): \(reason)")
         let wasOpen = self.state.isOpen
         let action = self.state.protocolViolation(code, reason: reason)
         if wasOpen || action != .none {

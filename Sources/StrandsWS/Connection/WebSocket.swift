@@ -103,7 +103,7 @@ public final class WebSocket: TCPConnection {
         didRead: { connection, bytes in unsafeDowncast(connection, to: WebSocket.self).didRead(bytes) },
         didReachEOF: { connection in
             let socket = unsafeDowncast(connection, to: WebSocket.self)
-            if socket.state.keepsReading { socket.registry.countError(.transport) }  // TCP ended without a close frame: 1006.
+            if socket.state.keepsReading { socket.noteError(.transport, "TCP ended without a close frame") }  // TCP ended without a close frame: 1006.
             socket.perform(socket.state.peerEnded())
         },
         didDrain: { connection in
@@ -140,7 +140,7 @@ public final class WebSocket: TCPConnection {
         let closeCode = cold?.closeCode ?? .abnormalClosure
         if error != nil && error != .cancelled && !self.state.closeReceived && closeCode == .abnormalClosure
             && cold?.errorCounted != true {
-            self.registry.countError(.transport)
+            self.noteError(.transport, "TCP failed: \(error.map { "\($0)" } ?? "closed")")
         }
         if let pending = cold?.pendingClient {
             pending.completion(.failure(.handshakeFailed(error.map { "\($0)" } ?? "connection closed during the handshake")))
@@ -243,7 +243,7 @@ public final class WebSocket: TCPConnection {
     func deadlinePassed() {
         let action = self.state.deadlinePassed()
         if action == .closeTCP && self.cold?.head != nil {
-            self.registry.countError(.timeout)  // A server's silent or slow client: it gets no answer.
+            self.noteError(.timeout, "handshake timed out")  // A server's silent or slow client: it gets no answer.
         }
         self.perform(action)
     }

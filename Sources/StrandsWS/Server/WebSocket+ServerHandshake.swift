@@ -169,7 +169,7 @@ extension WebSocket {
 
     /// Sends an HTTP response and closes once it is written (or the close timeout passes).
     func refuse(_ response: HTTPResponse, countsAsError: Bool = true) {
-        if countsAsError { self.registry.countError(.handshake) }
+        if countsAsError { self.noteError(.handshake, "handshake refused with \(response.status)") }
         _ = self.state.respondedWithHTTP()
         self.cold?.head?.release()
         self.cold?.head = nil

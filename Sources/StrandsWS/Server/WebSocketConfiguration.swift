@@ -50,6 +50,10 @@ public struct WebSocketConfiguration: Sendable {
     /// ``compression``. None by default.
     public var extensions: [any WebSocketExtensionFactory] = []
 
+    /// Where connection errors and lifecycle events are reported (never per message); none (`nil`) by
+    /// default. See ``WebSocketLog``; StrandsLogging sets it from a swift-log `Logger`.
+    public var log: WebSocketLog?
+
     /// What a send over ``WebSocketConfiguration/maxPendingBytes`` does.
     public enum SendCapPolicy: Sendable, Equatable {
         /// Close the connection with 1008 (policy violation): a reader that cannot keep up is cut off.
@@ -63,7 +67,8 @@ public struct WebSocketConfiguration: Sendable {
 }
 
 extension WebSocketConfiguration: Equatable {
-    /// Equal settings; extensions compare by identity (a factory is configuration, not data).
+    /// Equal settings; extensions compare by identity (a factory is configuration, not data), and the
+    /// log is not compared (where events go is not a setting of the connections).
     public static func == (a: WebSocketConfiguration, b: WebSocketConfiguration) -> Bool {
         a.maxMessageSize == b.maxMessageSize && a.handshakeTimeout == b.handshakeTimeout
             && a.connectTimeout == b.connectTimeout && a.closeTimeout == b.closeTimeout && a.httpLimits == b.httpLimits

@@ -69,12 +69,12 @@ public final class WebSocketServer: Sendable {
                 if let tls = configuration.tls {
                     do {
                         try tls.secure(socket, serverName: nil) { error in
-                            guard error != nil else { return }
-                            socket.registry.countError(.handshake)
+                            guard let error else { return }
+                            socket.noteError(.handshake, "TLS handshake failed: \(error)")
                             socket.coldState.errorCounted = true
                         }
                     } catch {
-                        socket.registry.countError(.handshake)
+                        socket.noteError(.handshake, "TLS set-up failed: \(error)")
                         socket.tcpClose()
                         return
                     }
@@ -82,6 +82,8 @@ public final class WebSocketServer: Sendable {
                 socket.tcpStartReading()
             })
         self.listeners.withLock { $0.append(server) }
+        self.configuration.log?(.notice, "listening on \(host):\(server.port)",
+                                ["loops": "\(self.group.loops.count)", "tls": configuration.tls == nil ? "no" : "yes"])
         return server
     }
 
@@ -92,6 +94,7 @@ public final class WebSocketServer: Sendable {
             return list
         }
         for listener in listeners { listener.close() }
+        if !listeners.isEmpty { self.configuration.log?(.notice, "stopped listening") }
     }
 
     /// Counts summed over every loop. Safe from any thread, loops included; the values are recent, not a
@@ -115,12 +118,17 @@ public final class WebSocketServer: Sendable {
     public func closeAll(code: CloseCode = .goingAway, reason: String = "server shutting down",
                          completion: (@Sendable () -> Void)? = nil) {
         let remaining = Locked(self.registries.count)
+        let log = self.configuration.log
+        log?(.notice, "closing every connection with \(code.rawValue)", ["reason": reason])
         let loopDone: @Sendable () -> Void = {
             let last = remaining.withLock { count -> Bool in
                 count -= 1
                 return count == 0
             }
-            if last { completion?() }
+            if last {
+                log?(.notice, "every connection closed")
+                completion?()
+            }
         }
         for registry in self.registries {
             let accepted = registry.loop.execute {
@@ -159,6 +167,7 @@ extension WebSocketServer {
         }
         let loop = watcher.loop
         guard case .signal(let signo) = events.wait() else { return 0 }
+        self.configuration.log?(.notice, "signal \(signo): shutting down", ["grace": "\(gracePeriod)"])
         self.stopListening()
         self.closeAll { events.post(.closed) }
         let timer = loop.runAndWait {
@@ -200,20 +209,45 @@ extension WebSocketServer {
         return await withTaskCancellationHandler {
             var signo: Int32 = 0
             if case .signal(let received) = await events.next() { signo = received }
-            self.stopListening()
-            self.closeAll { events.post(.closed) }
-            let timer = await loop.run {
-                LoopBound(loop.scheduleTimer(after: gracePeriod) { events.post(.timedOut) }, loop: loop)
-            }
-            _ = await events.next()  // Closed, the grace period over, a second signal or cancellation.
-            _ = await loop.run {
-                watcher.value.cancel()
-                timer?.value.cancel()
-            }
+            self.configuration.log?(.notice, signo == 0 ? "cancelled: shutting down" : "signal \(signo): shutting down",
+                                    ["grace": "\(gracePeriod)"])
+            // Closed, the grace period over, a second signal or cancellation: each ends the wait.
+            await self.shutdownGracefully(gracePeriod: gracePeriod, events: events, closed: .closed, timedOut: .timedOut) { _ in true }
+            _ = await loop.run { watcher.value.cancel() }
             return signo
         } onCancel: {
             events.post(.cancelled)
         }
+    }
+}
+
+extension WebSocketServer {
+    /// Stops listening, closes every connection with `code` (``closeAll(code:reason:completion:)``) and
+    /// returns when none is left or `gracePeriod` has passed, suspending the task meanwhile. What
+    /// ``run(gracePeriod:signals:)`` does after a signal, for code that decides itself when to stop (a
+    /// service manager, a test). The loops keep running.
+    public func shutdownGracefully(code: CloseCode = .goingAway, reason: String = "server shutting down",
+                                   gracePeriod: Duration = .seconds(10)) async {
+        let events = AsyncMailbox<Bool>()
+        await withTaskCancellationHandler {
+            await self.shutdownGracefully(code: code, reason: reason, gracePeriod: gracePeriod, events: events,
+                                          closed: true, timedOut: false) { _ in true }
+        } onCancel: {
+            events.post(false)  // Cancelled: stop waiting (the connections still close).
+        }
+    }
+
+    /// The shutdown, reporting to `events` (`closed` when every connection has, `timedOut` at the end of
+    /// the grace period), which may get other events too: it waits until one that `endsWait`.
+    func shutdownGracefully<Event: Sendable>(code: CloseCode = .goingAway, reason: String = "server shutting down",
+                                             gracePeriod: Duration, events: AsyncMailbox<Event>, closed: Event,
+                                             timedOut: Event, endsWait: (Event) -> Bool) async {
+        self.stopListening()
+        self.closeAll(code: code, reason: reason) { events.post(closed) }
+        let loop = self.group.loops[0]
+        let timer = await loop.run { LoopBound(loop.scheduleTimer(after: gracePeriod) { events.post(timedOut) }, loop: loop) }
+        while !endsWait(await events.next()) {}
+        _ = await loop.run { timer?.value.cancel() }
     }
 }
 
