@@ -13,5 +13,10 @@ let package = Package(
             dependencies: [.product(name: "StrandsWS", package: "Strands")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .executableTarget(
+            name: "chat",
+            dependencies: [.product(name: "StrandsWS", package: "Strands")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

@@ -2,10 +2,14 @@
 # Builds the Examples package (programs written against Strands as a user would, depending on the root
 # by path) and smoke-tests them: async-echo on a port of its own choosing must echo every message of a
 # perftest run (pingpong and pipelined echo, several loops), then stop on SIGTERM with every connection
-# closed and exit 0.
+# closed and exit 0. chat, driven by Python's `websockets` client (PyPI): rooms on topics, GET /rooms, a
+# bad room refused, and SIGINT closing everyone with 1001.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+VENV=.build-venv
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -c "import websockets" 2>/dev/null || "$VENV/bin/pip" install -q websockets
 . scripts/build.sh
 build_products debug perftest
 BIN=$(swift build --show-bin-path)
@@ -53,4 +57,24 @@ elif ! grep -q "stopped by signal 15" "$OUT/async-echo.log"; then
 else
     echo "examples async-echo SIGTERM : stopped, exit 0: ok"
 fi
+
+"$EXAMPLES/chat" -port 0 -workers 2 >"$OUT/chat.log" 2>&1 &
+chat=$!; pids+=($chat)
+wait_for "$OUT/chat.log" "listening on 127.0.0.1:"
+port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$OUT/chat.log")
+"$VENV/bin/python" scripts/chat_smoke.py "$port" >"$OUT/chat-client.log" 2>&1 &
+client=$!; pids+=($client)
+wait_for "$OUT/chat-client.log" "waiting for the signal" || status=1
+kill -INT "$chat"
+if ! wait "$client"; then status=1; fi
+grep '^chat:' "$OUT/chat-client.log" || true
+for _ in $(seq 1 200); do kill -0 "$chat" 2>/dev/null || break; sleep 0.05; done
+if kill -0 "$chat" 2>/dev/null; then
+    status=1; echo "examples: chat still running 10 s after SIGINT" >&2
+elif ! wait "$chat" || ! grep -q "stopped by signal 2" "$OUT/chat.log"; then
+    status=1; echo "examples: chat did not stop cleanly on SIGINT" >&2; cat "$OUT/chat.log" >&2
+else
+    echo "examples chat SIGINT : stopped, exit 0: ok"
+fi
+[ $status = 0 ] || cat "$OUT/chat-client.log" >&2
 exit $status

@@ -230,7 +230,7 @@ struct AsyncTests {
         await socket.close()
     }
 
-    @Test("run() returns on SIGTERM after closing every connection with 1001; the async group shutdown joins the loops")
+    @Test("serve() returns on SIGTERM after closing every connection with 1001; the async group shutdown joins the loops")
     func runReturnsOnSignal() async throws {
         let group = try LoopGroup(loopCount: 1)
         let server = WebSocketServer(group: group) { socket in
@@ -242,7 +242,7 @@ struct AsyncTests {
         _ = socket
         #expect(await probe.events.next() == .opened(path: "/ws/run", subprotocol: nil))
         #expect(!handlesSIGTERM(), "nothing else in the process watches SIGTERM")
-        let running = Task { await server.run(gracePeriod: .seconds(5)) }
+        let running = Task { await server.serve(gracePeriod: .seconds(5)) }
         // The watcher is on the loop once SIGTERM has a handler (bounded: 5 s).
         for _ in 0..<5000 where !handlesSIGTERM() { try await Task.sleep(for: .milliseconds(1)) }
         #expect(handlesSIGTERM())
@@ -253,7 +253,7 @@ struct AsyncTests {
             return
         }
         #expect(code == CloseCode.goingAway.rawValue)
-        #expect(!handlesSIGTERM(), "run() gives SIGTERM back when it returns")
+        #expect(!handlesSIGTERM(), "serve() gives SIGTERM back when it returns")
         await group.shutdownGracefully()
         #expect(!group.loops[0].execute {}, "the loops have ended")
     }

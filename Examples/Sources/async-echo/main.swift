@@ -36,6 +36,6 @@ let server = WebSocketServer(group: group) { socket in
 let listener = try server.listen(host: "127.0.0.1", port: port)
 print("listening on 127.0.0.1:\(listener.port)")
 fflush(nil)
-let signal = await server.run()  // Until SIGINT or SIGTERM; every connection then closes with 1001.
+let signal = await server.serve()  // Until SIGINT or SIGTERM; every connection then closes with 1001.
 print("stopped by signal \(signal)")
 await group.shutdownGracefully()

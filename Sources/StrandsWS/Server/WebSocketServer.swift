@@ -188,17 +188,18 @@ extension WebSocketServer {
     /// Serves until SIGINT or SIGTERM (or until the calling task is cancelled), then shuts down as the
     /// blocking ``run(gracePeriod:signals:)`` does and returns: stops listening, closes every connection
     /// with 1001 and waits up to `gracePeriod` for them (a second signal cuts it short). It suspends
-    /// the task meanwhile and blocks no thread.
+    /// the task meanwhile and blocks no thread. (Not an async overload of `run`: top-level code would
+    /// pick the blocking one.)
     ///
     /// ```swift
     /// let server = WebSocketServer(group: group) { socket in … }
     /// try server.listen(host: "127.0.0.1", port: 8080)
-    /// await server.run()
+    /// await server.serve()
     /// await group.shutdownGracefully()
     /// ```
     /// - Returns: The signal that started the shutdown, or 0 if cancellation did.
     @discardableResult
-    public func run(gracePeriod: Duration = .seconds(10), signals: [Int32] = LoopGroup.shutdownSignals) async -> Int32 {
+    public func serve(gracePeriod: Duration = .seconds(10), signals: [Int32] = LoopGroup.shutdownSignals) async -> Int32 {
         enum Event: Sendable { case signal(Int32), closed, timedOut, cancelled }
         let events = AsyncMailbox<Event>()
         let loop = self.group.loops[0]
@@ -224,7 +225,7 @@ extension WebSocketServer {
 extension WebSocketServer {
     /// Stops listening, closes every connection with `code` (``closeAll(code:reason:completion:)``) and
     /// returns when none is left or `gracePeriod` has passed, suspending the task meanwhile. What
-    /// ``run(gracePeriod:signals:)`` does after a signal, for code that decides itself when to stop (a
+    /// ``serve(gracePeriod:signals:)`` does after a signal, for code that decides itself when to stop (a
     /// service manager, a test). The loops keep running.
     public func shutdownGracefully(code: CloseCode = .goingAway, reason: String = "server shutting down",
                                    gracePeriod: Duration = .seconds(10)) async {
