@@ -107,6 +107,39 @@ struct AsyncTests {
         }
     }
 
+    @Test("forEachMessage: messages borrowed from the read buffer, answered with sendNow; queued ones first; a normal close returns")
+    func borrowing() async throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let ended = Events<String>()
+        let server = WebSocketServer(group: group) { socket in
+            // The first message through the sequence, the rest borrowed.
+            var messages = socket.messages.makeAsyncIterator()
+            guard let first = try await messages.next() else { return }
+            try await socket.send(first)
+            var count = 0
+            do {
+                try await socket.forEachMessage { message in
+                    count += 1
+                    #expect(socket.sendNow(message) == .sent)
+                }
+                ended.post("returned after \(count)")
+            } catch {
+                ended.post("threw \(error)")
+            }
+        }
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let client = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/ws/borrow", on: group.loops[0])
+        var replies = client.messages.makeAsyncIterator()
+        for index in 0..<200 { try await client.send(text: "m\(index)") }  // Some queue before forEachMessage starts.
+        for index in 0..<200 { #expect(try await replies.next()?.text == "m\(index)") }
+        try await client.send(binary: pattern(70_000))
+        #expect(try await replies.next()?.data == pattern(70_000))
+        await client.close()
+        #expect(try await replies.next() == nil)
+        #expect(await ended.next() == "returned after 200")
+    }
+
     @Test("topics from async code: what one connection publishes reaches every subscriber on every loop, itself included")
     func topics() async throws {
         let group = try LoopGroup(loopCount: 2)

@@ -1,6 +1,9 @@
 // An echo server on the async API: every message on any path comes back.
 //
-//   async-echo [-port N] [-workers N]     (-port 0: any free port; it prints the one it got)
+//   async-echo [-port N] [-workers N] [-borrowing]
+//
+// -port 0: any free port (it prints the one it got). -borrowing: the zero-copy form, forEachMessage,
+// where each message is answered from the read buffer; without it, `for try await` over owned messages.
 import StrandsWS
 
 #if canImport(Glibc)
@@ -9,15 +12,20 @@ import Glibc
 
 /// Prints `message` and the usage on stderr and exits 2, as a bad flag should.
 func usage(_ message: String) -> Never {
-    let text = "async-echo: \(message)\nusage: async-echo [-port N] [-workers N]\n"
+    let text = "async-echo: \(message)\nusage: async-echo [-port N] [-workers N] [-borrowing]\n"
     _ = text.withCString { write(2, $0, strlen($0)) }
     exit(2)
 }
 
 var port = 8082
 var workers = 0
+var borrowing = false
 var arguments = CommandLine.arguments.dropFirst()
 while let flag = arguments.popFirst() {
+    if flag.drop(while: { $0 == "-" }) == "borrowing" {
+        borrowing = true
+        continue
+    }
     guard let value = arguments.popFirst().flatMap(Int.init) else {
         usage("\(flag) needs a number")
     }
@@ -29,9 +37,14 @@ while let flag = arguments.popFirst() {
     }
 }
 
+let zeroCopy = borrowing
 let group = try LoopGroup(loopCount: workers == 0 ? System.availableCPUs : workers)
 let server = WebSocketServer(group: group) { socket in
-    for try await message in socket.messages { try await socket.send(message) }
+    if zeroCopy {
+        try await socket.forEachMessage { message in socket.sendNow(message) }
+    } else {
+        for try await message in socket.messages { try await socket.send(message) }
+    }
 }
 let listener = try server.listen(host: "127.0.0.1", port: port)
 print("listening on 127.0.0.1:\(listener.port)")

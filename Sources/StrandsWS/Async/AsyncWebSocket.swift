@@ -39,6 +39,9 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     /// chunk is written only past the bytes already handed out, and starts over once the task has let
     /// go of every message in it (it is then referenced from here alone).
     @exclusivity(unchecked) private var chunk: MessageStorage?
+    /// While ``forEachMessage(_:)`` runs: the body each message goes to, in place of the queue.
+    @exclusivity(unchecked) private var borrowingBody: ((WebSocketMessage) -> Void)?
+    @exclusivity(unchecked) private var borrowingEnd: UnsafeContinuation<Void, Never>?
 
     /// Takes `socket` over: its events come here (through its context), on its loop.
     /// A socket passed to the actor's initializer on the loop it belongs to (where the actor runs).
@@ -145,6 +148,58 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
         }
     }
 
+    /// The zero-copy form of ``messages``: `body` gets each message as it is parsed, its bytes still in
+    /// the loop's read buffer (valid during the call, copied nowhere), and answers with ``sendNow(_:)``
+    /// or ``sendNow(text:)``, whose frames leave with the read's one write. Messages already queued for
+    /// ``messages`` come first. `body` runs on the loop between I/O callbacks: it must not block.
+    /// Returns after a normal close and throws ``WebSocketError/Kind/closed`` after any other, as
+    /// ``messages`` ends; cancelling the task closes the connection with 1001. From a task on the
+    /// connection's loop (the server's own task is); iterate ``messages`` or use this, not both at once.
+    ///
+    /// ```swift
+    /// try await socket.forEachMessage { message in _ = socket.sendNow(message) }
+    /// ```
+    nonisolated(nonsending) public func forEachMessage(_ body: @escaping (WebSocketMessage) -> Void) async throws(WebSocketError) {
+        precondition(self.loop.inEventLoop, "forEachMessage runs on the connection's loop")
+        while let queued = self.takeQueued() { queued.withUnsafeBytes { body(WebSocketMessage(opcode: queued.opcode, bytes: $0)) } }
+        if self.ended == nil {
+            self.borrowingBody = body
+            await withTaskCancellationHandler {
+                await withUnsafeContinuation { continuation in
+                    if self.ended != nil { continuation.resume() } else { self.borrowingEnd = continuation }
+                }
+            } onCancel: {
+                _ = self.loop.execute { self.closeForCancellation() }
+            }
+            self.borrowingBody = nil
+            if self.readingPaused {
+                self.readingPaused = false
+                self.socket.resumeReading()
+            }
+        }
+        if let ended = self.ended { _ = try Self.end(ended) }
+    }
+
+    /// Sends at once, on the loop (from ``forEachMessage(_:)``'s body, say): the result says whether it
+    /// was sent, queued over the high-water mark (``SendResult/backpressure``) or refused.
+    @discardableResult
+    public func sendNow(_ message: WebSocketMessage) -> SendResult {
+        precondition(self.loop.inEventLoop, "sendNow runs on the connection's loop")
+        return self.socket.send(message.opcode, message.bytes)
+    }
+
+    @discardableResult
+    public func sendNow(text: String) -> SendResult {
+        precondition(self.loop.inEventLoop, "sendNow runs on the connection's loop")
+        return self.socket.send(text: text)
+    }
+
+    @discardableResult
+    public func sendNow(binary bytes: [UInt8]) -> SendResult {
+        precondition(self.loop.inEventLoop, "sendNow runs on the connection's loop")
+        return self.socket.send(binary: bytes)
+    }
+
     /// A normal end is `nil`, any other an error.
     private static func end(_ ended: (code: CloseCode, reason: String)) throws(WebSocketError) -> InboundMessage? {
         switch ended.code {
@@ -176,6 +231,10 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     // MARK: From the connection (loop)
 
     func received(_ message: WebSocketMessage) {
+        if let body = self.borrowingBody {
+            body(message)
+            return
+        }
         let owned = self.store(message)
         if let waiting = self.waiting {
             self.waiting = nil
@@ -224,6 +283,11 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     func finish(code: CloseCode, reason: String) {
         guard self.ended == nil else { return }
         self.ended = (code, reason)
+        if let end = self.borrowingEnd {
+            self.borrowingEnd = nil
+            self.borrowingBody = nil
+            end.resume()
+        }
         if let waiting = self.waiting {
             self.waiting = nil
             do throws(WebSocketError) {
