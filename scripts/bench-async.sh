@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The async API against the callback API: Examples' async-echo -workers 1 and echoserver -workers 1, one
-# loop each on SERVER_CPU, driven by the lean C client (ws-pingpong, built from YARDSTICKS' pingpong.c)
+# The async API against the callback API: Examples' async-echo -workers 1 (owned messages through
+# `for try await`, and -borrowing, the zero-copy forEachMessage) and echoserver -workers 1, one loop each on SERVER_CPU, driven by the lean C client (ws-pingpong, built from YARDSTICKS' pingpong.c)
 # on CLIENT_CPU, in pingpong with 100 connections and with 500 connections × 16 in flight, rounds
 # interleaved: messages echoed per second, the ratio, and each server's CPU µs per message.
 #
@@ -33,8 +33,12 @@ callback=$!; pids+=("$callback")
 async_port=$(free_port)
 taskset -c "$SERVER_CPU" "$ASYNC" -port "$async_port" -workers 1 >/dev/null 2>&1 &
 async=$!; pids+=("$async")
+borrow_port=$(free_port)
+taskset -c "$SERVER_CPU" "$ASYNC" -port "$borrow_port" -workers 1 -borrowing >/dev/null 2>&1 &
+borrow=$!; pids+=("$borrow")
 wait_listening "$callback_port"
 wait_listening "$async_port"
+wait_listening "$borrow_port"
 
 # run PORT PID ARGS...: "messages/s µs-per-message" for one client run
 run() {
@@ -51,14 +55,16 @@ run() {
 
 echo "bench-async: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
 echo
-echo "| round | shape | callback msg/s | async msg/s | async / callback | server µs/msg callback | async |"
-echo "|---|---|---|---|---|---|---|"
+echo "| round | shape | callback msg/s | async msg/s | async / callback | borrowing msg/s | borrowing / callback | server µs/msg callback | async | borrowing |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
     for shape in "pingpong 100" "500x16"; do
         if [ "$shape" = "pingpong 100" ]; then args=(-m pingpong -c 100); else args=(-m window -c 500 -w 16); fi
         read -r a au < <(run "$callback_port" "$callback" "${args[@]}")
         read -r b bu < <(run "$async_port" "$async" "${args[@]}")
+        read -r c cu < <(run "$borrow_port" "$borrow" "${args[@]}")
         ratio=$(python3 -c 'import sys; print(f"{float(sys.argv[2]) / float(sys.argv[1]):.2f}")' "$a" "$b")
-        echo "| $round | $shape | $a | $b | $ratio | $au | $bu |"
+        ratio_c=$(python3 -c 'import sys; print(f"{float(sys.argv[2]) / float(sys.argv[1]):.2f}")' "$a" "$c")
+        echo "| $round | $shape | $a | $b | $ratio | $c | $ratio_c | $au | $bu | $cu |"
     done
 done

@@ -39,6 +39,8 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     /// chunk is written only past the bytes already handed out, and starts over once the task has let
     /// go of every message in it (it is then referenced from here alone).
     @exclusivity(unchecked) private var chunk: MessageStorage?
+    /// What the last send on the loop that was not simply sent did, for its slow path.
+    @exclusivity(unchecked) private var lastResult: SendResult?
     /// While ``forEachMessage(_:)`` runs: the body each message goes to, in place of the queue.
     @exclusivity(unchecked) private var borrowingBody: ((WebSocketMessage) -> Void)?
     @exclusivity(unchecked) private var borrowingEnd: UnsafeContinuation<Void, Never>?
@@ -81,22 +83,47 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     /// ``WebSocketError/Kind/closed`` after any other; cancelling the task closes the connection with 1001.
     public var messages: Messages { Messages(socket: self) }
 
+    // `next` and `send` are inlinable down to a call that takes a queued message or sends at once: a
+    // message that is there already, and a reply the socket takes, then cost the task no async call
+    // (no frame from the task's allocator, no executor check). The rest stays in the library.
     public struct Messages: AsyncSequence, Sendable {
         public typealias Element = InboundMessage
         public typealias Failure = WebSocketError
-        let socket: AsyncWebSocket
+        @usableFromInline let socket: AsyncWebSocket
 
+        init(socket: AsyncWebSocket) { self.socket = socket }
+
+        @inlinable
         public func makeAsyncIterator() -> Iterator { Iterator(socket: self.socket) }
 
         public struct Iterator: AsyncIteratorProtocol {
-            let socket: AsyncWebSocket
+            @usableFromInline let socket: AsyncWebSocket
 
+            @inlinable
+            init(socket: AsyncWebSocket) { self.socket = socket }
+
+            @inlinable
             nonisolated(nonsending) public mutating func next() async throws(WebSocketError) -> InboundMessage? {
-                try await self.socket.nextMessage()
+                if let message = self.socket.takeQueuedOnLoop() { return message }
+                return try await self.socket.nextMessage()
+            }
+
+            /// What `for try await` calls: the same, with the caller's isolation.
+            @inlinable
+            public mutating func next(isolation actor: isolated (any Actor)?) async throws(WebSocketError) -> InboundMessage? {
+                if let message = self.socket.takeQueuedOnLoop() { return message }
+                return try await self.socket.nextMessage()
             }
         }
     }
 
+    /// A queued message if there is one and this is the loop's thread.
+    @usableFromInline
+    func takeQueuedOnLoop() -> InboundMessage? {
+        self.loop.inEventLoop && self.queueHead < self.queue.count ? self.takeQueued() : nil
+    }
+
+    @usableFromInline
     nonisolated(nonsending) func nextMessage() async throws(WebSocketError) -> InboundMessage? {
         if self.loop.inEventLoop {
             if let message = self.takeQueued() { return message }
@@ -327,11 +354,27 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     }
 
     /// Sends `message` back as it came (an echo): same opcode, same bytes, no copy.
+    @inlinable
     nonisolated(nonsending) public func send(_ message: InboundMessage) async throws(WebSocketError) {
-        if self.loop.inEventLoop {
-            self.socket.holdCorkForJob()
-            let result = message.withUnsafeBytes { self.socket.send(message.opcode, $0) }
-            if result != .sent { try await self.settle(result) }
+        if self.sendOnLoop(message) != .sent { try await self.sendSlowly(message) }
+    }
+
+    /// Sends `message` at once if this is the loop's thread (nil if not).
+    @usableFromInline
+    func sendOnLoop(_ message: InboundMessage) -> SendResult? {
+        guard self.loop.inEventLoop else { return nil }
+        self.socket.holdCorkForJob()
+        let result = message.withUnsafeBytes { self.socket.send(message.opcode, $0) }
+        if result != .sent { self.lastResult = result }
+        return result
+    }
+
+    /// After ``sendOnLoop(_:)`` did not simply send: settle what it did, or send from off the loop.
+    @usableFromInline
+    nonisolated(nonsending) func sendSlowly(_ message: InboundMessage) async throws(WebSocketError) {
+        if self.loop.inEventLoop, let result = self.lastResult {
+            self.lastResult = nil
+            try await self.settle(result)
             return
         }
         try await self.sendFromElsewhere { socket in message.withUnsafeBytes { socket.send(message.opcode, $0) } }
