@@ -13,6 +13,12 @@ let package = Package(
             dependencies: [.product(name: "StrandsWS", package: "Strands")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // README's taste, exactly as printed there (scripts/examples.sh checks both agree, and runs it).
+        .executableTarget(
+            name: "taste",
+            dependencies: [.product(name: "StrandsWS", package: "Strands")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "chat",
             dependencies: [.product(name: "StrandsWS", package: "Strands")],

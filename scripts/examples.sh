@@ -25,6 +25,17 @@ wait_for() {  # FILE PATTERN
 }
 status=0
 
+# README's taste is the taste example, byte for byte, and prints the echo.
+python3 - <<'PY' || status=1
+import re, sys
+readme = open("README.md").read()
+block = re.search(r"## A taste of StrandsWS\n.*?```swift\n(.*?)```", readme, re.S).group(1)
+if block != open("Examples/Sources/taste/main.swift").read():
+    sys.exit("examples: README's taste differs from Examples/Sources/taste/main.swift")
+PY
+if [ "$(timeout 20 "$EXAMPLES/taste")" = hello ]; then echo "examples taste: hello: ok"
+else status=1; echo "examples: the taste did not print hello" >&2; fi
+
 # Bad flags exit 2 with the usage.
 if "$EXAMPLES/async-echo" -port nope >"$OUT/bad.log" 2>&1; then status=1; echo "examples: async-echo accepted -port nope" >&2
 elif [ $? -ne 2 ] || ! grep -q usage "$OUT/bad.log"; then status=1; echo "examples: async-echo -port nope: no usage, or not exit 2" >&2; fi
