@@ -5,6 +5,10 @@
 # interleaved: messages echoed per second, the ratio, and each server's CPU µs per message.
 #
 #   YARDSTICKS=<folder with pingpong.c> ROUNDS=3 DURATION=4 bash scripts/bench-async.sh
+#
+# REFERENCE="NAME=COMMAND" adds a server built elsewhere (never in this repository), its COMMAND with
+# {port} where the port goes, serving /ws/bench on one thread: e.g. Hummingbird's WebSocket echo,
+# REFERENCE="hummingbird=/path/to/hb-echo {port} 1". It is pinned like the others, in the same rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/build.sh
@@ -36,9 +40,20 @@ async=$!; pids+=("$async")
 borrow_port=$(free_port)
 taskset -c "$SERVER_CPU" "$ASYNC" -port "$borrow_port" -workers 1 -borrowing >/dev/null 2>&1 &
 borrow=$!; pids+=("$borrow")
+reference_name=""
+if [ -n "${REFERENCE:-}" ]; then
+    reference_name=${REFERENCE%%=*}
+    reference_port=$(free_port)
+    reference_cmd=${REFERENCE#*=}
+    reference_cmd=${reference_cmd//\{port\}/$reference_port}
+    # shellcheck disable=SC2086
+    taskset -c "$SERVER_CPU" $reference_cmd >/dev/null 2>&1 &
+    reference=$!; pids+=("$reference")
+fi
 wait_listening "$callback_port"
 wait_listening "$async_port"
 wait_listening "$borrow_port"
+[ -n "$reference_name" ] && wait_listening "$reference_port" 30
 
 # run PORT PID ARGS...: "messages/s µs-per-message" for one client run
 run() {
@@ -55,8 +70,14 @@ run() {
 
 echo "bench-async: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
 echo
-echo "| round | shape | callback msg/s | async msg/s | async / callback | borrowing msg/s | borrowing / callback | server µs/msg callback | async | borrowing |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+header="| round | shape | callback msg/s | async msg/s | async / callback | borrowing msg/s | borrowing / callback | server µs/msg callback | async | borrowing |"
+rule="|---|---|---|---|---|---|---|---|---|---|"
+if [ -n "$reference_name" ]; then
+    header="$header $reference_name msg/s | $reference_name / callback | $reference_name µs/msg |"
+    rule="$rule---|---|---|"
+fi
+echo "$header"
+echo "$rule"
 for round in $(seq 1 "$ROUNDS"); do
     for shape in "pingpong 100" "500x16"; do
         if [ "$shape" = "pingpong 100" ]; then args=(-m pingpong -c 100); else args=(-m window -c 500 -w 16); fi
@@ -65,6 +86,12 @@ for round in $(seq 1 "$ROUNDS"); do
         read -r c cu < <(run "$borrow_port" "$borrow" "${args[@]}")
         ratio=$(python3 -c 'import sys; print(f"{float(sys.argv[2]) / float(sys.argv[1]):.2f}")' "$a" "$b")
         ratio_c=$(python3 -c 'import sys; print(f"{float(sys.argv[2]) / float(sys.argv[1]):.2f}")' "$a" "$c")
-        echo "| $round | $shape | $a | $b | $ratio | $c | $ratio_c | $au | $bu | $cu |"
+        row="| $round | $shape | $a | $b | $ratio | $c | $ratio_c | $au | $bu | $cu |"
+        if [ -n "$reference_name" ]; then
+            read -r d du < <(run "$reference_port" "$reference" "${args[@]}")
+            ratio_d=$(python3 -c 'import sys; print(f"{float(sys.argv[2]) / float(sys.argv[1]):.2f}")' "$a" "$d")
+            row="$row $d | $ratio_d | $du |"
+        fi
+        echo "$row"
     done
 done
