@@ -108,9 +108,12 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
                 return try await self.socket.nextMessage()
             }
 
-            /// What `for try await` calls: the same, with the caller's isolation.
+            /// What `for try await` calls on this type: the same, with the caller's isolation. Not the
+            /// protocol's `isolated` form, whose hop to `actor` at entry is an executor switch per
+            /// message (and, in a task with an executor preference, a trip through the task's status
+            /// lock); generic code still gets the protocol's default, which calls ``next()``.
             @inlinable
-            public mutating func next(isolation actor: isolated (any Actor)?) async throws(WebSocketError) -> InboundMessage? {
+            nonisolated(nonsending) public mutating func next(isolation actor: (any Actor)?) async throws(WebSocketError) -> InboundMessage? {
                 if let message = self.socket.takeQueuedOnLoop() { return message }
                 return try await self.socket.nextMessage()
             }
