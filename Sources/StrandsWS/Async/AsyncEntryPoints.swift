@@ -75,7 +75,9 @@ final class AsyncBridge: WebSocketHandler {
     }
 
     func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {
-        self.connection(socket)?.received(message)
+        // Per message: the connection through `userData`, unretained (`context` keeps it alive).
+        guard let pointer = UnsafeRawPointer(bitPattern: UInt(socket.userData)) else { return }
+        Unmanaged<AsyncWebSocket>.fromOpaque(pointer)._withUnsafeGuaranteedRef { $0.received(message) }
     }
 
     func webSocketDidDrain(_ socket: WebSocket) {
@@ -84,6 +86,7 @@ final class AsyncBridge: WebSocketHandler {
 
     func webSocket(_ socket: WebSocket, didCloseWith code: CloseCode, reason: String) {
         self.connection(socket)?.finish(code: code, reason: reason)
+        socket.userData = 0
         socket.context = nil  // The connection holds the socket: let the pair go.
     }
 }

@@ -64,7 +64,9 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
         self.socket = socket
         self.request = request
         self.maxBufferedMessages = max(1, maxBufferedMessages)
-        socket.context = self
+        socket.context = self  // Keeps the pair alive while the socket is.
+        // And for the bridge's per-message calls, the same reference without a retain and a release.
+        socket.userData = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
     }
 
     /// The subprotocol agreed in the handshake, if any.
