@@ -337,25 +337,56 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
 
     /// Sends a text message; suspends while the peer is not keeping up (unsent bytes over the
     /// high-water mark). Throws ``WebSocketError/Kind/closed`` once the connection is closing or closed.
+    @inlinable
     nonisolated(nonsending) public func send(text: String) async throws(WebSocketError) {
-        if self.loop.inEventLoop {
-            self.socket.holdCorkForJob()  // Replies until the task suspends leave in one write.
-            let result = self.socket.send(text: text)
-            if result != .sent { try await self.settle(result) }  // The common case: no suspension.
-            return
-        }
-        try await self.sendFromElsewhere { $0.send(text: text) }
+        if self.sendOnLoop(text: text) != .sent { try await self.sendSlowly(text: text) }
     }
 
     /// Sends a binary message; see ``send(text:)``.
+    @inlinable
     nonisolated(nonsending) public func send(binary bytes: [UInt8]) async throws(WebSocketError) {
-        if self.loop.inEventLoop {
-            self.socket.holdCorkForJob()
-            let result = self.socket.send(binary: bytes)
-            if result != .sent { try await self.settle(result) }
-            return
-        }
+        if self.sendOnLoop(binary: bytes) != .sent { try await self.sendSlowly(binary: bytes) }
+    }
+
+    @usableFromInline
+    func sendOnLoop(text: String) -> SendResult? {
+        guard self.loop.inEventLoop else { return nil }
+        self.socket.holdCorkForJob()  // Replies until the task suspends leave in one write.
+        return self.noted(self.socket.send(text: text))
+    }
+
+    @usableFromInline
+    func sendOnLoop(binary bytes: [UInt8]) -> SendResult? {
+        guard self.loop.inEventLoop else { return nil }
+        self.socket.holdCorkForJob()
+        return self.noted(self.socket.send(binary: bytes))
+    }
+
+    @usableFromInline
+    nonisolated(nonsending) func sendSlowly(text: String) async throws(WebSocketError) {
+        if try await self.settleLast() { return }
+        try await self.sendFromElsewhere { $0.send(text: text) }
+    }
+
+    @usableFromInline
+    nonisolated(nonsending) func sendSlowly(binary bytes: [UInt8]) async throws(WebSocketError) {
+        if try await self.settleLast() { return }
         try await self.sendFromElsewhere { $0.send(binary: bytes) }
+    }
+
+    /// Keeps a result that was not simply sent for the slow path.
+    @inline(__always)
+    private func noted(_ result: SendResult) -> SendResult {
+        if result != .sent { self.lastResult = result }
+        return result
+    }
+
+    /// On the loop, after a send there that was not simply sent: settles it (true); off the loop, false.
+    nonisolated(nonsending) private func settleLast() async throws(WebSocketError) -> Bool {
+        guard self.loop.inEventLoop, let result = self.lastResult else { return false }
+        self.lastResult = nil
+        try await self.settle(result)
+        return true
     }
 
     /// Sends `message` back as it came (an echo): same opcode, same bytes, no copy.
@@ -369,19 +400,13 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     func sendOnLoop(_ message: InboundMessage) -> SendResult? {
         guard self.loop.inEventLoop else { return nil }
         self.socket.holdCorkForJob()
-        let result = message.withUnsafeBytes { self.socket.send(message.opcode, $0) }
-        if result != .sent { self.lastResult = result }
-        return result
+        return self.noted(message.withUnsafeBytes { self.socket.send(message.opcode, $0) })
     }
 
     /// After ``sendOnLoop(_:)`` did not simply send: settle what it did, or send from off the loop.
     @usableFromInline
     nonisolated(nonsending) func sendSlowly(_ message: InboundMessage) async throws(WebSocketError) {
-        if self.loop.inEventLoop, let result = self.lastResult {
-            self.lastResult = nil
-            try await self.settle(result)
-            return
-        }
+        if try await self.settleLast() { return }
         try await self.sendFromElsewhere { socket in message.withUnsafeBytes { socket.send(message.opcode, $0) } }
     }
 
