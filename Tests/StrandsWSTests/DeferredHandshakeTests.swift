@@ -32,11 +32,14 @@ struct DeferredHandshakeTests {
         let group = try LoopGroup(loopCount: 1)
         defer { group.shutdown() }
         let loop = group.loops[0]
-        var configuration = WebSocketConfiguration()
-        configuration.handshakeTimeout = .milliseconds(300)
         let handler = Later()
-        let server = WebSocketServer(group: group, configuration: configuration, handler: handler)
+        let server = WebSocketServer(group: group, handler: handler)  // The default 10 s handshake timeout.
         let port = try server.listen(host: "127.0.0.1", port: 0).port
+        // A second server whose handshakes time out quickly, for the last part.
+        var configuration = WebSocketConfiguration()
+        configuration.handshakeTimeout = .milliseconds(200)
+        let impatient = WebSocketServer(group: group, configuration: configuration, handler: handler)
+        let impatientPort = try impatient.listen(host: "127.0.0.1", port: 0).port
 
         // An upgrade accepted later: the client opens and is echoed.
         let probe = Probe()
@@ -65,11 +68,12 @@ struct DeferredHandshakeTests {
         #expect(response.hasPrefix("HTTP/1.1 202") && response.hasSuffix("later"), "\(response)")
 
         // Undecided past the handshake timeout: the connection is dropped, and a late decision refused.
-        let dropped = Task { await rawExchange(Array("GET /ws/b HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8), port: port, on: loop) }
+        let dropped = Task { await rawExchange(Array("GET /ws/b HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8), port: impatientPort, on: loop) }
         #expect(await handler.asked.next() == "upgrade /ws/b")
         #expect(await dropped.value.isEmpty, "no answer before the timeout closed it")
         let late = await loop.run { handler.waiting.removeFirst().decideUpgrade(.accept()) }
         #expect(late == false)
-        #expect(server.statistics().errorsByCause.timeout == 1)
+        #expect(impatient.statistics().errorsByCause.timeout == 1)
+        #expect(server.statistics().errorsByCause.timeout == 0)
     }
 }
