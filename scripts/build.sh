@@ -28,3 +28,19 @@ wait_listening() {
     echo "$(basename "$0" .sh): nothing listens on $1" >&2
     exit 1
 }
+
+# wait_for FILE PATTERN: until PATTERN appears in FILE (10 s), or prints the file and returns 1.
+wait_for() {
+    for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+    echo "$(basename "$0" .sh): '$2' never appeared in $1" >&2; cat "$1" >&2; return 1
+}
+
+# python_venv MODULE...: the scripts' venv, .build-venv (VENV), with each PyPI package installed that
+# cannot be imported yet (a module named as its package).
+python_venv() {
+    VENV=.build-venv
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    for module in "$@"; do
+        "$VENV/bin/python" -c "import $module" 2>/dev/null || "$VENV/bin/pip" install -q "$module"
+    done
+}

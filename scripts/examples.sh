@@ -7,10 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-VENV=.build-venv
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -c "import websockets" 2>/dev/null || "$VENV/bin/pip" install -q websockets
 . scripts/build.sh
+python_venv websockets
 build_products debug perftest
 BIN=$(swift build --show-bin-path)
 swift build --package-path Examples
@@ -19,10 +17,6 @@ OUT=.build-examples
 mkdir -p "$OUT"
 pids=()
 trap 'for pid in "${pids[@]:-}"; do kill "$pid" 2>/dev/null || true; done' EXIT
-wait_for() {  # FILE PATTERN
-    for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-    echo "examples: '$2' never appeared in $1" >&2; cat "$1" >&2; return 1
-}
 status=0
 
 # README's taste is the taste example, byte for byte, and prints the echo.

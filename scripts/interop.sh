@@ -11,22 +11,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-VENV=.build-venv
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -c "import websockets" 2>/dev/null || "$VENV/bin/pip" install -q websockets
-"$VENV/bin/python" -c "import prometheus_client" 2>/dev/null || "$VENV/bin/pip" install -q prometheus_client
 . scripts/build.sh
+python_venv websockets prometheus_client
 build_products debug perftest echoserver
 BIN=$(swift build --show-bin-path)
 OUT=.build-interop
 mkdir -p "$OUT"
 pids=()
 trap 'for pid in "${pids[@]:-}"; do kill "$pid" 2>/dev/null || true; done' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {  # FILE PATTERN
-    for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-    echo "interop: '$2' never appeared in $1" >&2; cat "$1" >&2; return 1
-}
 status=0
 
 # Our client against Python servers.

@@ -4,39 +4,17 @@ import StrandsWS
 import Glibc
 #endif
 
-/// A queue of events posted from loop threads and awaited by a test, one at a time.
+/// A queue of events posted from loop threads and awaited by a test, one at a time (StrandsLoop's
+/// mailbox, public for the test targets).
 public final class Events<T: Sendable>: Sendable {
-    private struct State {
-        var buffered: [T] = []
-        var waiter: CheckedContinuation<T, Never>?
-    }
-    private let state = Locked(State())
+    private let mailbox = AsyncMailbox<T>()
 
     public init() {}
 
-    public func post(_ event: T) {
-        let waiter = self.state.withLock { state -> CheckedContinuation<T, Never>? in
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return waiter
-            }
-            state.buffered.append(event)
-            return nil
-        }
-        waiter?.resume(returning: event)
-    }
+    public func post(_ event: T) { self.mailbox.post(event) }
 
     /// The next event; a test's time limit bounds the wait.
-    public func next() async -> T {
-        await withCheckedContinuation { continuation in
-            let ready = self.state.withLock { state -> T? in
-                if !state.buffered.isEmpty { return state.buffered.removeFirst() }
-                state.waiter = continuation
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
-    }
+    public func next() async -> T { await self.mailbox.next() }
 }
 
 public enum Seen: Sendable, Equatable {

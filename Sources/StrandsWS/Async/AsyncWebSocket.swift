@@ -39,14 +39,12 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     /// chunk is written only past the bytes already handed out, and starts over once the task has let
     /// go of every message in it (it is then referenced from here alone).
     @exclusivity(unchecked) private var chunk: MessageStorage?
-    /// What the last send on the loop that was not simply sent did, for its slow path.
-    @exclusivity(unchecked) private var lastResult: SendResult?
     /// While ``forEachMessage(_:)`` runs: the body each message goes to, in place of the queue.
     @exclusivity(unchecked) private var borrowingBody: ((WebSocketMessage) -> Void)?
     @exclusivity(unchecked) private var borrowingEnd: UnsafeContinuation<Void, Never>?
 
-    /// Takes `socket` over: its events come here (through its context), on its loop.
-    /// A socket passed to the actor's initializer on the loop it belongs to (where the actor runs).
+    /// A socket handed to code that will use it on its loop (this connection's initializer, a task that
+    /// answers its handshake later).
     struct HandOff: @unchecked Sendable {
         let socket: WebSocket
 
@@ -58,6 +56,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
         }
     }
 
+    /// Takes the socket over, on its loop: its events come here (through its context).
     init(handOff: HandOff, request: HTTPRequest, maxBufferedMessages: Int) {
         let socket = handOff.socket
         self.loop = socket.loop
@@ -339,60 +338,51 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     /// high-water mark). Throws ``WebSocketError/Kind/closed`` once the connection is closing or closed.
     @inlinable
     nonisolated(nonsending) public func send(text: String) async throws(WebSocketError) {
-        if self.sendOnLoop(text: text) != .sent { try await self.sendSlowly(text: text) }
+        let result = self.sendOnLoop(text: text)
+        if result != .sent { try await self.sendSlowly(after: result) { $0.send(text: text) } }
     }
 
     /// Sends a binary message; see ``send(text:)``.
     @inlinable
     nonisolated(nonsending) public func send(binary bytes: [UInt8]) async throws(WebSocketError) {
-        if self.sendOnLoop(binary: bytes) != .sent { try await self.sendSlowly(binary: bytes) }
+        let result = self.sendOnLoop(binary: bytes)
+        if result != .sent { try await self.sendSlowly(after: result) { $0.send(binary: bytes) } }
     }
 
+    /// Sends at once if this is the loop's thread (nil if not).
     @usableFromInline
     func sendOnLoop(text: String) -> SendResult? {
         guard self.loop.inEventLoop else { return nil }
         self.socket.holdCorkForJob()  // Replies until the task suspends leave in one write.
-        return self.noted(self.socket.send(text: text))
+        return self.socket.send(text: text)
     }
 
     @usableFromInline
     func sendOnLoop(binary bytes: [UInt8]) -> SendResult? {
         guard self.loop.inEventLoop else { return nil }
         self.socket.holdCorkForJob()
-        return self.noted(self.socket.send(binary: bytes))
+        return self.socket.send(binary: bytes)
     }
 
+    /// After a send that was not simply sent: settles what the send on the loop did (`result`), or, off
+    /// the loop (nil), sends with `operation` there.
     @usableFromInline
-    nonisolated(nonsending) func sendSlowly(text: String) async throws(WebSocketError) {
-        if try await self.settleLast() { return }
-        try await self.sendFromElsewhere { $0.send(text: text) }
-    }
-
-    @usableFromInline
-    nonisolated(nonsending) func sendSlowly(binary bytes: [UInt8]) async throws(WebSocketError) {
-        if try await self.settleLast() { return }
-        try await self.sendFromElsewhere { $0.send(binary: bytes) }
-    }
-
-    /// Keeps a result that was not simply sent for the slow path.
-    @inline(__always)
-    private func noted(_ result: SendResult) -> SendResult {
-        if result != .sent { self.lastResult = result }
-        return result
-    }
-
-    /// On the loop, after a send there that was not simply sent: settles it (true); off the loop, false.
-    nonisolated(nonsending) private func settleLast() async throws(WebSocketError) -> Bool {
-        guard self.loop.inEventLoop, let result = self.lastResult else { return false }
-        self.lastResult = nil
-        try await self.settle(result)
-        return true
+    nonisolated(nonsending) func sendSlowly(after result: SendResult?,
+                                            _ operation: @escaping @Sendable (WebSocket) -> SendResult) async throws(WebSocketError) {
+        if let result {
+            try await self.settle(result)
+        } else {
+            try await self.sendFromElsewhere(operation)
+        }
     }
 
     /// Sends `message` back as it came (an echo): same opcode, same bytes, no copy.
     @inlinable
     nonisolated(nonsending) public func send(_ message: InboundMessage) async throws(WebSocketError) {
-        if self.sendOnLoop(message) != .sent { try await self.sendSlowly(message) }
+        let result = self.sendOnLoop(message)
+        if result != .sent {
+            try await self.sendSlowly(after: result) { socket in message.withUnsafeBytes { socket.send(message.opcode, $0) } }
+        }
     }
 
     /// Sends `message` at once if this is the loop's thread (nil if not).
@@ -400,14 +390,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     func sendOnLoop(_ message: InboundMessage) -> SendResult? {
         guard self.loop.inEventLoop else { return nil }
         self.socket.holdCorkForJob()
-        return self.noted(message.withUnsafeBytes { self.socket.send(message.opcode, $0) })
-    }
-
-    /// After ``sendOnLoop(_:)`` did not simply send: settle what it did, or send from off the loop.
-    @usableFromInline
-    nonisolated(nonsending) func sendSlowly(_ message: InboundMessage) async throws(WebSocketError) {
-        if try await self.settleLast() { return }
-        try await self.sendFromElsewhere { socket in message.withUnsafeBytes { socket.send(message.opcode, $0) } }
+        return message.withUnsafeBytes { self.socket.send(message.opcode, $0) }
     }
 
     /// On the loop, after a send that was not simply sent: a refusal throws; backpressure waits for the

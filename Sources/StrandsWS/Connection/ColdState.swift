@@ -21,7 +21,7 @@ final class ColdState {
     var deflate: DeflateConnection?
     /// Server: the topics this connection subscribes to, and its place in each one's list on its loop.
     var subscriptions: [(topic: Topic, index: Int)] = []
-    /// Server: a handshake waiting for the handler's decision (an upgrade) or response (plain HTTP).
+    /// Server: a request waiting for its body, or for the handler's decision (an upgrade) or response.
     var deferred: DeferredHandshake?
 
     /// Nothing here is needed any more (an open connection after its handshake, say).
@@ -38,8 +38,10 @@ final class ColdState {
 @available(*, unavailable)
 extension ColdState: Sendable {}
 
-/// A request the handler answers later, and where its head ended in the read buffer.
+/// A request head already read and parsed, waiting: for the rest of its body, or for the handler's
+/// answer to it. `headLength` is where the head ends in the head reader's buffer.
 enum DeferredHandshake {
+    case body(HTTPRequest, headLength: Int, bodyLength: Int)
     case upgrade(HTTPRequest, headLength: Int)
     case response
 }

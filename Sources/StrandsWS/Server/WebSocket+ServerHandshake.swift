@@ -6,7 +6,21 @@ extension WebSocket {
             return
         }
         guard let head = self.cold?.head else { return }
-        if self.cold?.deferred != nil { return }  // Reading is paused; a read already under way is dropped.
+        switch self.cold?.deferred {
+        case .body(let request, let length, let bodyLength)?:
+            // More of a body: collected, not parsed again (a peer dripping a body byte by byte must not
+            // make the server parse the head once per byte).
+            head.buffer.append(bytes)
+            if head.buffer.count >= length + bodyLength {
+                self.cold?.deferred = nil
+                self.answerPlain(request, headLength: length, bodyLength: bodyLength)
+            }
+            return
+        case .upgrade?, .response?:
+            return  // Reading is paused; a read already under way is dropped.
+        case nil:
+            break
+        }
         let length: Int?
         do {
             length = try head.append(bytes)
@@ -33,14 +47,12 @@ extension WebSocket {
                 self.refuse(.status(refusal.status))
                 return
             case .success(let bodyLength):
-                guard head.buffer.count >= length + bodyLength else { return }  // The rest is to come.
-                if bodyLength > 0 { request.body = Array(head.buffer.bytes[length..<(length + bodyLength)]) }
+                if head.buffer.count >= length + bodyLength {
+                    self.answerPlain(request, headLength: length, bodyLength: bodyLength)
+                } else {
+                    self.coldState.deferred = .body(request, headLength: length, bodyLength: bodyLength)  // The rest is to come.
+                }
             }
-            guard let response = self.handler.respond(to: request, on: self) else {
-                self.deferHandshake(.response)
-                return
-            }
-            self.refuse(response, countsAsError: false)
             return
         }
         if let refusal = Handshake.validate(request) {
@@ -53,6 +65,18 @@ extension WebSocket {
             return
         }
         self.finishUpgrade(request, headLength: length, decision: decision)
+    }
+
+    /// A plain request whose body has arrived: the handler answers it, now or later.
+    private func answerPlain(_ request: HTTPRequest, headLength length: Int, bodyLength: Int) {
+        guard let head = self.cold?.head else { return }
+        var request = request
+        if bodyLength > 0 { request.body = Array(head.buffer.bytes[length..<(length + bodyLength)]) }
+        guard let response = self.handler.respond(to: request, on: self) else {
+            self.deferHandshake(.response)
+            return
+        }
+        self.refuse(response, countsAsError: false)
     }
 
     /// A plain request's body length from `Content-Length` (0 without one); 411 for a chunked body,

@@ -213,7 +213,7 @@ extension WebSocketServer {
             self.configuration.log?(.notice, signo == 0 ? "cancelled: shutting down" : "signal \(signo): shutting down",
                                     ["grace": "\(gracePeriod)"])
             // Closed, the grace period over, a second signal or cancellation: each ends the wait.
-            await self.shutdownGracefully(gracePeriod: gracePeriod, events: events, closed: .closed, timedOut: .timedOut) { _ in true }
+            await self.shutdownGracefully(gracePeriod: gracePeriod, events: events, closed: .closed, timedOut: .timedOut)
             _ = await loop.run { watcher.value.cancel() }
             return signo
         } onCancel: {
@@ -232,22 +232,23 @@ extension WebSocketServer {
         let events = AsyncMailbox<Bool>()
         await withTaskCancellationHandler {
             await self.shutdownGracefully(code: code, reason: reason, gracePeriod: gracePeriod, events: events,
-                                          closed: true, timedOut: false) { _ in true }
+                                          closed: true, timedOut: false)
         } onCancel: {
             events.post(false)  // Cancelled: stop waiting (the connections still close).
         }
     }
 
     /// The shutdown, reporting to `events` (`closed` when every connection has, `timedOut` at the end of
-    /// the grace period), which may get other events too: it waits until one that `endsWait`.
+    /// the grace period); the first event that `events` gets, these or another the caller posts (a
+    /// second signal, cancellation), ends the wait.
     func shutdownGracefully<Event: Sendable>(code: CloseCode = .goingAway, reason: String = "server shutting down",
                                              gracePeriod: Duration, events: AsyncMailbox<Event>, closed: Event,
-                                             timedOut: Event, endsWait: (Event) -> Bool) async {
+                                             timedOut: Event) async {
         self.stopListening()
         self.closeAll(code: code, reason: reason) { events.post(closed) }
         let loop = self.group.loops[0]
         let timer = await loop.run { LoopBound(loop.scheduleTimer(after: gracePeriod) { events.post(timedOut) }, loop: loop) }
-        while !endsWait(await events.next()) {}
+        _ = await events.next()
         _ = await loop.run { timer?.value.cancel() }
     }
 }
