@@ -19,8 +19,11 @@ struct QueuedJob {
 /// Both share one queue:
 /// - A job enqueued on the loop's own thread (the usual case: a task resuming after an `await` that its
 ///   own I/O completed) goes into a plain array: no lock, no wake-up, no allocation once the array has
-///   grown. An idle handle runs the array in the loop's next iteration and is active only while there
-///   are jobs, so a loop with none sleeps in its poll as before, and one with some does not.
+///   grown. The array runs at the end of each read callback (a task woken by its connection's read
+///   then runs while that read's bytes and the connection's state are still in cache, and its replies
+///   leave before the next connection is read, as a callback's do), and otherwise from an idle handle
+///   in the loop's next iteration, active only while there are jobs, so a loop with none sleeps in its
+///   poll as before.
 /// - A job from another thread goes through ``execute(_:)``'s inbox and wakes the loop (one closure
 ///   each: the cross-thread path).
 /// - Jobs run in the order they were enqueued, each to its next suspension, one at a time.
@@ -84,7 +87,9 @@ extension Loop: SerialExecutor {
     /// a task that keeps yielding cannot starve I/O); stops the runner once none are left.
     func runLocalJobs() {
         swap(&self.localJobs, &self.runningJobs)
+        self.runningLocalJobs = true  // Not again from a read callback under one of these jobs.
         for queued in self.runningJobs { self.run(queued) }
+        self.runningLocalJobs = false
         self.localJobsRun &+= self.runningJobs.count
         self.runningJobs.removeAll(keepingCapacity: true)
         if self.localJobs.isEmpty && self.jobRunnerActive {

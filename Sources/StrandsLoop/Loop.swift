@@ -64,6 +64,8 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     public private(set) var taskExecutor: LoopTaskExecutor!
     let jobRunner: UnsafeMutablePointer<uv_idle_t>
     var jobRunnerActive = false
+    /// Whether `runLocalJobs` is on the stack.
+    var runningLocalJobs = false
     /// The connection holding the cork for the job running now (``TCPConnection/holdCorkForJob()``):
     /// its bytes leave in one write when the job ends. Retained until then.
     var jobCorkHolder: TCPConnection?

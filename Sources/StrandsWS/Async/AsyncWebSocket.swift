@@ -26,8 +26,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     public let maxBufferedMessages: Int
 
     // Loop-confined.
-    @exclusivity(unchecked) private var queue: [InboundMessage] = []
-    @exclusivity(unchecked) private var queueHead = 0
+    @exclusivity(unchecked) private var queue = MessageRing()
     /// The task waiting for a message, if it is.
     @exclusivity(unchecked) private var waiting: UnsafeContinuation<Result<InboundMessage?, WebSocketError>, Never>?
     @exclusivity(unchecked) private var drainWaiters: [UnsafeContinuation<Result<Void, WebSocketError>, Never>] = []
@@ -72,7 +71,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     public var subprotocol: String? { self.onLoop { self.socket.subprotocol } }
 
     /// Messages received and not yet taken by the task. On the loop.
-    public var bufferedMessageCount: Int { self.queue.count - self.queueHead }
+    public var bufferedMessageCount: Int { self.queue.count }
 
     /// Whether the connection is open (not closing, not closed).
     public var isOpen: Bool { self.onLoop { self.socket.isOpen } }
@@ -124,7 +123,7 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     /// A queued message if there is one and this is the loop's thread.
     @usableFromInline
     func takeQueuedOnLoop() -> InboundMessage? {
-        self.loop.inEventLoop && self.queueHead < self.queue.count ? self.takeQueued() : nil
+        self.loop.inEventLoop && self.queue.count > 0 ? self.takeQueued() : nil
     }
 
     @usableFromInline
@@ -240,14 +239,8 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     }
 
     private func takeQueued() -> InboundMessage? {
-        guard self.queueHead < self.queue.count else { return nil }
-        let message = self.queue[self.queueHead]
-        self.queueHead += 1
-        if self.queueHead == self.queue.count {
-            self.queue.removeAll(keepingCapacity: true)
-            self.queueHead = 0
-        }
-        if self.readingPaused && self.queue.count - self.queueHead <= self.maxBufferedMessages / 2 {
+        guard let message = self.queue.pop() else { return nil }
+        if _slowPath(self.readingPaused) && self.queue.count <= self.maxBufferedMessages / 2 {
             self.readingPaused = false
             self.socket.resumeReading()
         }
@@ -272,8 +265,8 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
             waiting.resume(returning: .success(owned))
             return
         }
-        self.queue.append(owned)
-        if !self.readingPaused && self.queue.count - self.queueHead >= self.maxBufferedMessages {
+        self.queue.push(owned)
+        if _slowPath(self.queue.count >= self.maxBufferedMessages) && !self.readingPaused {
             self.readingPaused = true
             self.socket.pauseReading()
         }
@@ -495,6 +488,51 @@ public struct InboundMessage: @unchecked Sendable {  // Safe: the bytes are not 
 
 /// Memory that messages' bytes are appended to, each message at its own offset. Written on the
 /// connection's loop only, and only past what has been handed out.
+/// The messages waiting for the task: a ring that moves them in and out (no retain or release per
+/// message, no shifting), grown by doubling.
+struct MessageRing: ~Copyable {
+    private var base: UnsafeMutablePointer<InboundMessage>?
+    private var mask = -1
+    private var head = 0
+    private(set) var count = 0
+
+    init() {}
+
+    @inline(__always)
+    mutating func push(_ message: consuming InboundMessage) {
+        if _slowPath(self.count == self.mask &+ 1) { self.grow() }
+        (self.base.unsafelyUnwrapped + ((self.head &+ self.count) & self.mask)).initialize(to: message)
+        self.count &+= 1
+    }
+
+    @inline(__always)
+    mutating func pop() -> InboundMessage? {
+        guard self.count > 0 else { return nil }
+        let message = (self.base.unsafelyUnwrapped + self.head).move()
+        self.head = (self.head &+ 1) & self.mask
+        self.count &-= 1
+        return message
+    }
+
+    private mutating func grow() {
+        let capacity = max(16, (self.mask &+ 1) * 2)
+        let grown = UnsafeMutablePointer<InboundMessage>.allocate(capacity: capacity)
+        if let base = self.base {
+            for index in 0..<self.count { (grown + index).initialize(to: (base + ((self.head + index) & self.mask)).move()) }
+            base.deallocate()
+        }
+        self.base = grown
+        self.mask = capacity - 1
+        self.head = 0
+    }
+
+    deinit {
+        guard let base = self.base else { return }
+        for index in 0..<self.count { (base + ((self.head + index) & self.mask)).deinitialize(count: 1) }
+        base.deallocate()
+    }
+}
+
 final class MessageStorage {
     let base: UnsafeMutableRawPointer
     let capacity: Int
