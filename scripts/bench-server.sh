@@ -18,6 +18,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 : "${YARDSTICKS:?set YARDSTICKS to a folder holding pingpong.c and tcp_echo_server.c}"
+if [ -z "${SERVERS:-}" ]; then  # This build: make sure it is built (other builds are the caller's).
+    source scripts/build.sh
+    build_products release echoserver strands-autobahn
+fi
 SERVERS=${SERVERS:-new=.build/release/echoserver}
 PARTS=${PARTS:-callgrind cpu}
 ROUNDS=${ROUNDS:-3}

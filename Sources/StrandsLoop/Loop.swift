@@ -35,6 +35,10 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     public let index: Int
     /// The filters of this loop's connections that have one (TLS), by connection. Loop-confined.
     package var filters: [ObjectIdentifier: any TCPFilter] = [:]
+    /// Memory that async connections' messages were copied into, given back by connections whose task
+    /// has caught up and taken again by the next one that reads: the chunk last used is in cache, where
+    /// 500 connections' chunks of their own would not be. Loop-confined, a few at most.
+    @exclusivity(unchecked) package var spareChunks: [AnyObject] = []
     /// Per-loop singletons of higher layers, by type; see ``local(_:make:)``.
     private var locals: [ObjectIdentifier: AnyObject] = [:]
     /// Run on every wake-up after the inbox: higher layers' lock-free hand-offs (see ``wake()``).
@@ -57,18 +61,18 @@ public final class Loop: @unchecked Sendable {  // Safe: only execute/shutdown/i
     /// Swift concurrency jobs enqueued on the loop's own thread (see Loop+Executor.swift): run by
     /// `jobRunner`, an idle handle active only while there are some (so the poll does not block on them).
     /// Loop-confined; swapped with `runningJobs` so neither reallocates in steady state.
-    var localJobs: [QueuedJob] = []
-    var runningJobs: [QueuedJob] = []
+    @exclusivity(unchecked) var localJobs: [QueuedJob] = []
+    @exclusivity(unchecked) var runningJobs: [QueuedJob] = []
     /// The loop as a task executor (see Loop+Executor.swift): `Task(executorPreference: loop.taskExecutor)`.
     /// Set in `init`, before any other thread can see the loop.
     public private(set) var taskExecutor: LoopTaskExecutor!
     let jobRunner: UnsafeMutablePointer<uv_idle_t>
-    var jobRunnerActive = false
+    @exclusivity(unchecked) var jobRunnerActive = false
     /// Whether `runLocalJobs` is on the stack.
-    var runningLocalJobs = false
+    @exclusivity(unchecked) var runningLocalJobs = false
     /// The connection holding the cork for the job running now (``TCPConnection/holdCorkForJob()``):
     /// its bytes leave in one write when the job ends. Retained until then.
-    var jobCorkHolder: TCPConnection?
+    @exclusivity(unchecked) var jobCorkHolder: TCPConnection?
     /// Jobs run from `localJobs` so far, for tests and diagnostics.
     package internal(set) var localJobsRun = 0
 

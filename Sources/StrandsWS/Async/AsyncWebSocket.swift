@@ -279,7 +279,11 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
     @inline(__always)
     private func store(_ message: WebSocketMessage) -> InboundMessage {
         let count = message.bytes.count
-        if isKnownUniquelyReferenced(&self.chunk) { self.chunk.unsafelyUnwrapped.used = 0 }
+        if self.chunk == nil, let spare = self.loop.spareChunks.popLast() {
+            self.chunk = unsafeDowncast(spare, to: MessageStorage.self)
+        } else if isKnownUniquelyReferenced(&self.chunk) {
+            self.chunk.unsafelyUnwrapped.used = 0
+        }
         var chunk: MessageStorage
         if let current = self.chunk, current.capacity - current.used >= count {
             chunk = current
@@ -292,10 +296,16 @@ public final class AsyncWebSocket: @unchecked Sendable {  // Safe: the state is 
         return InboundMessage(opcode: message.opcode, storage: chunk, offset: offset, count: count)
     }
 
-    /// The task has caught up (it waits for a message): a chunk grown past 4 KiB by a burst or a large
-    /// message goes, so that an idle connection keeps a small one.
+    /// The task has caught up (it waits for a message): a chunk it has let go of goes back to the loop
+    /// for whichever connection reads next (one grown past 4 KiB by a burst or a large message goes
+    /// altogether), so that waiting connections hold none.
     private func trimChunk() {
-        if let chunk = self.chunk, chunk.capacity > 4096, isKnownUniquelyReferenced(&self.chunk) { self.chunk = nil }
+        guard let chunk = self.chunk, isKnownUniquelyReferenced(&self.chunk) else { return }
+        self.chunk = nil
+        if chunk.capacity <= 4096 && self.loop.spareChunks.count < 8 {
+            chunk.used = 0
+            self.loop.spareChunks.append(chunk)
+        }
     }
 
     func drained() {
