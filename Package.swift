@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(name: "echoserver", dependencies: ["StrandsCLI", "StrandsTLS"], swiftSettings: strictSettings),
         .executableTarget(
             name: "perftest",
-            dependencies: ["StrandsCLI", "StrandsTLS", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["StrandsCLI", "StrandsTLS", "CZlib", .product(name: "Histogram", package: "hdrhistogram-swift")],
             // Every client is confined to its loop's thread, so Swift's dynamic exclusivity checks buy
             // nothing here, and on accesses the optimizer brings in from StrandsWS (`userData`, say)
             // they are made whatever the library's `@exclusivity(unchecked)` says: about 80

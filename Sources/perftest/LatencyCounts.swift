@@ -64,6 +64,12 @@ struct LatencyCounts {
         return true
     }
 
+    /// Adds this loop's counts so far to `totals` (``length`` of them), for the per-second series.
+    func add(into totals: UnsafeMutablePointer<UInt64>) {
+        guard self.maximum >= self.minimum else { return }
+        for index in Self.index(self.minimum)...Self.index(self.maximum) { totals[index] &+= self.counts[index] }
+    }
+
     /// Adds every count to `histogram` (one record per sub-bucket used).
     func add(to histogram: inout Histogram<UInt64>) {
         guard self.maximum >= self.minimum else { return }  // Nothing counted.

@@ -7,7 +7,7 @@ struct PerfTest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "perftest",
         abstract: "A WebSocket load generator: pingpong, echo and blast against any RFC 6455 echo server.",
-        subcommands: [RunCommand.self, SuiteCommand.self],
+        subcommands: [RunCommand.self, SuiteCommand.self, MergeCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }
@@ -133,6 +133,21 @@ struct LoadOptions: ParsableArguments {
     }
 }
 
+/// `-threshold EXPR`, repeatable: pass/fail conditions on the result (see ``Threshold``).
+struct ThresholdOptions: ParsableArguments {
+    @Option(name: [.customLong("threshold", withSingleDash: true), .long],
+            help: "Fail (exit 99) unless the result meets this, e.g. p99<5ms, p50<=800us, loss==0, rate>=100000, errors==0; repeatable.")
+    var expressions: [String] = []
+
+    func parsed() throws -> [Threshold] {
+        do {
+            return try self.expressions.map { text throws(Threshold.ParseError) in try Threshold(parsing: text) }
+        } catch {
+            throw ValidationError("-threshold \(error.description)")
+        }
+    }
+}
+
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
@@ -150,8 +165,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: [.customLong("mode", withSingleDash: true), .long], help: "pingpong, echo, blast, fanout (rooms, with -rooms) or connect (handshakes; -hold keeps them open).")
     var mode = Mode.echo
 
+    @OptionGroup var thresholds: ThresholdOptions
+
     func validate() throws {
         try self.load.check()
+        _ = try self.thresholds.parsed()
         guard (1...1_000_000).contains(self.clients) else { throw ValidationError("-clients \(self.clients): expected 1...1000000") }
         guard self.duration > 0 && self.duration <= 86400 else { throw ValidationError("-duration \(self.duration): expected (0, 86400] s") }
         if self.load.hold && self.mode != .connect { throw ValidationError("-hold is for -mode connect") }
@@ -199,3 +217,31 @@ struct SuiteCommand: ParsableCommand {
     }
 }
 extension DataKind: ExpressibleByArgument {}
+
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "One result from runs made at the same time (on several hosts, say), from their -json files.",
+        discussion: """
+            Counts and rates are summed, latency histograms added (exactly: each file carries its HdrHistogram), \
+            and the per-second series aligned on wall-clock seconds. Prints the usual results block.
+            """
+    )
+
+    @Argument(help: "The -json files of the runs.")
+    var files: [String] = []
+
+    @Option(name: [.customLong("json", withSingleDash: true), .long], help: "Also write the merged result as JSON to this file.")
+    var json: String?
+
+    @OptionGroup var thresholds: ThresholdOptions
+
+    func validate() throws {
+        guard !self.files.isEmpty else { throw ValidationError("merge: name at least one -json file") }
+        _ = try self.thresholds.parsed()
+    }
+
+    func run() throws {
+        PerfTestMain.merge(self)
+    }
+}

@@ -18,12 +18,41 @@ enum PerfTestMain {
         group.shutdown()
         let report = Report(result)
         report.printText()
+        let passed = Threshold.report((try? command.thresholds.parsed()) ?? [], for: report)
         if let path = load.json {
             do { try report.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
         }
         if let signal = result.interruptedBy { exit(128 + signal) }
+        if !passed { exit(Threshold.exitCode) }
         if result.stats.connected == 0 { exit(1) }
         exit(0)
+    }
+
+    /// `perftest merge`: the runs' results as one, printed (and written with `-json`).
+    static func merge(_ command: MergeCommand) {
+        var reports: [Report] = []
+        for file in command.files {
+            do {
+                reports.append(try Report.read(from: file))
+            } catch {
+                Output.error("perftest: \(file): \(error)")
+                exit(2)
+            }
+        }
+        let merged: Report
+        do {
+            merged = try Report.merged(reports, files: command.files)
+        } catch {
+            Output.error("perftest: merge: \(error)")
+            exit(2)
+        }
+        Output.line("PyStrands WebSocket performance test (Strands perftest): \(reports.count) runs merged")
+        merged.printText()
+        let passed = Threshold.report((try? command.thresholds.parsed()) ?? [], for: merged)
+        if let path = command.json {
+            do { try merged.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
+        }
+        exit(passed ? 0 : Threshold.exitCode)
     }
 
     /// A loop group sized for the job, after making sure there are descriptors for every client.

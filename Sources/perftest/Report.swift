@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import StrandsCLI
+import StrandsLoop
 
 /// The figures of one run, as printed and as written to `-json`.
 struct Report: Codable, Sendable {
@@ -43,6 +44,37 @@ struct Report: Codable, Sendable {
     var firstError: String?
     /// Set when SIGINT or SIGTERM ended the run before its deadline: the name of the signal.
     var stoppedBy: String?
+    /// Every latency of the run in HdrHistogram's compressed V2 form, base64 ("HISTF…"), nanoseconds:
+    /// what HdrHistogram's libraries (Java, C, Go, Python…) decode, and what `perftest merge` adds up.
+    var histogram: String?
+    /// Second by second: sent, received, errors, p50 and p99, and each second's histogram.
+    var series: [SeriesSecond]?
+    /// How perftest was started, and where.
+    var command: [String]?
+    var machine: Machine?
+    /// Runs this result was merged from (`perftest merge`), with each one's command and machine.
+    var mergedFrom: [Source]?
+
+    struct Machine: Codable, Sendable {
+        var host: String
+        var cores: Int
+        var kernel: String
+
+        static var current: Machine {
+            var name = utsname()
+            uname(&name)
+            func text<T>(_ field: T) -> String {
+                withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            }
+            return Machine(host: text(name.nodename), cores: System.availableCPUs, kernel: text(name.release))
+        }
+    }
+
+    struct Source: Codable, Sendable {
+        var file: String
+        var command: [String]?
+        var machine: Machine?
+    }
 
     init(_ result: RunResult) {
         let s = result.stats
@@ -76,14 +108,7 @@ struct Report: Codable, Sendable {
         default: self.lossPercent = s.sent > 0 ? Double(s.lost) * 100 / Double(s.sent) : 0
         }
         let h = result.histogram
-        if h.totalCount > 0 {
-            func ms(_ ns: UInt64) -> Double { Double(ns) / 1e6 }
-            self.latency = Latency(
-                samples: h.totalCount, p50Ms: ms(h.valueAtPercentile(50)), p90Ms: ms(h.valueAtPercentile(90)),
-                p95Ms: ms(h.valueAtPercentile(95)), p99Ms: ms(h.valueAtPercentile(99)),
-                p999Ms: ms(h.valueAtPercentile(99.9)), maxMs: ms(h.max),
-                meanMs: Double(s.latencySumNanoseconds) / Double(h.totalCount) / 1e6)
-        }
+        self.latency = Self.latency(of: h, sumNanoseconds: s.latencySumNanoseconds)
         // Steady state when there was one to measure; the whole run otherwise.
         self.serverPID = result.options.serverPID
         if result.steadyMessages > 0 {
@@ -95,6 +120,21 @@ struct Report: Codable, Sendable {
         }
         self.firstError = result.firstError
         self.stoppedBy = result.interruptedBy.map(Interrupt.name(of:))
+        self.histogram = h.totalCount > 0 ? HistogramCodec.encode(h) : nil
+        self.series = result.series
+        self.command = CommandLine.arguments
+        self.machine = .current
+    }
+
+    /// The percentiles of `h` (nil if it is empty), with the mean from the exact sum.
+    static func latency(of h: Histogram<UInt64>, sumNanoseconds: Int) -> Latency? {
+        guard h.totalCount > 0 else { return nil }
+        func ms(_ ns: UInt64) -> Double { Double(ns) / 1e6 }
+        return Latency(
+            samples: h.totalCount, p50Ms: ms(h.valueAtPercentile(50)), p90Ms: ms(h.valueAtPercentile(90)),
+            p95Ms: ms(h.valueAtPercentile(95)), p99Ms: ms(h.valueAtPercentile(99)),
+            p999Ms: ms(h.valueAtPercentile(99.9)), maxMs: ms(h.max),
+            meanMs: Double(sumNanoseconds) / Double(h.totalCount) / 1e6)
     }
 
     /// The Go tool's results block, extended with what it does not tell.

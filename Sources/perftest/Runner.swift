@@ -34,6 +34,8 @@ struct RunResult: Sendable {
     var firstError: String?
     /// The signal that ended the run before its deadline, if one did.
     var interruptedBy: Int32?
+    /// Second by second, from the first connect to the deadline.
+    var series: [SeriesSecond] = []
 }
 
 /// Runs one load test on a loop group: connect (spread over the ramp-up), send until the deadline,
@@ -71,6 +73,8 @@ enum Runner {
         var deadline: UInt64?
         var setupEnd = start
         var nextLive = start + 2_000_000_000
+        let series = SeriesRecorder(runs: runs, start: start)
+        var nextSecond = start + 1_000_000_000
         var lastSent = 0, lastReceived = 0, lastTime = start
         let totals = { (sent: runs.reduce(0) { $0 + $1.live.sent }, received: runs.reduce(0) { $0 + $1.live.received }) }
         var steadyStart: (cpu: Double, server: Double?, sent: Int, received: Int)?
@@ -102,6 +106,10 @@ enum Runner {
                 }
             }
             if let deadline, now >= deadline { break }
+            if now >= nextSecond {
+                series.tick(now)
+                nextSecond += 1_000_000_000
+            }
             if live && now >= nextLive {
                 let (sent, received) = totals()
                 let connected = runs.reduce(0) { $0 + $1.live.connected }
@@ -115,11 +123,12 @@ enum Runner {
                 nextLive += 2_000_000_000
             }
             // Until the deadline is known, look at the connection count every 5 ms.
-            var wake = deadline ?? (now + 5_000_000)
+            var wake = min(deadline ?? (now + 5_000_000), nextSecond)
             if live { wake = min(wake, nextLive) }
             if Interrupt.sleep(until: wake) { break }
         }
         let end = Clock.nanoseconds()
+        series.tick(end)
         if deadline == nil { setupEnd = end }  // Stopped before every client had connected.
         let seconds = Double(end - start) / 1e9
         let steadyEnd = (cpu: Clock.processCPUSeconds(), server: serverCPU(), totals: totals())
@@ -179,7 +188,7 @@ enum Runner {
                          serverSteadyCPUSeconds: steadyStart.flatMap { start in
                              start.server.flatMap { before in steadyEnd.server.map { $0 - before } }
                          },
-                         firstError: firstError, interruptedBy: Interrupt.signal)
+                         firstError: firstError, interruptedBy: Interrupt.signal, series: series.seconds)
     }
 }
 
