@@ -60,6 +60,8 @@ extension Report {
         default: merged.lossPercent = s.sent > 0 ? Double(s.lost) * 100 / Double(s.sent) : 0
         }
         merged.latency = Self.latency(of: histogram, sumNanoseconds: s.latencySumNanoseconds)
+        // The encoding keeps each count's sub-bucket, not the exact extremes: the largest is each run's own.
+        if let max = reports.compactMap(\.latency?.maxMs).max() { merged.latency?.maxMs = max }
         merged.histogram = histogram.totalCount > 0 ? HistogramCodec.encode(histogram) : nil
         func weighted(_ value: (Report) -> Double?) -> Double? {
             var sum = 0.0, weight = 0.0

@@ -128,7 +128,6 @@ enum Runner {
             if Interrupt.sleep(until: wake) { break }
         }
         let end = Clock.nanoseconds()
-        series.tick(end)
         if deadline == nil { setupEnd = end }  // Stopped before every client had connected.
         let seconds = Double(end - start) / 1e9
         let steadyEnd = (cpu: Clock.processCPUSeconds(), server: serverCPU(), totals: totals())
@@ -165,6 +164,10 @@ enum Runner {
                 if Interrupt.sleep(until: min(graceEnd, Clock.nanoseconds() + 1_000_000)) { break }
             }
         }
+
+        // The series' last second ends now, after the grace period: what was sent as sending stopped, and
+        // the replies that came in grace, count in it.
+        series.tick(Clock.nanoseconds())
 
         var stats = RunStats()
         var histogram = LoopRun.makeHistogram()

@@ -287,13 +287,60 @@ struct PerfTestBinaryTests {
 
     @Test("bad flags and values exit 2", arguments: [
         ["-mode", "flood"], ["-clients", "0"], ["-host", "nocolon"], ["-duration", "-1"], ["-payload", "x"], ["--nope"],
-        ["-server-pid", "0"],
+        ["-server-pid", "0"], ["-threshold", "p99~5ms"], ["-threshold", "latency<5ms"], ["-threshold", "p99<fast"],
+        ["merge"], ["merge", "/nonexistent/a.json"],
     ])
     func badFlags(arguments: [String]) throws {
         let (status, output, errors) = try run("perftest", arguments)
         #expect(status == 2)
         #expect(output.isEmpty)
         #expect(errors.hasPrefix("perftest: "))
+    }
+
+    @Test("a crossed threshold exits 99 and says which; the ones met say ok; the JSON is still written")
+    func thresholdCrossed() throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { server.stop() }
+        let (status, output, errors, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(server.port)", "-clients", "4", "-duration", "0.5",
+             "-threshold", "p99<1ns", "-threshold", "loss==0", "-threshold", "rate>=1"])
+        #expect(status == 99)
+        #expect(errors.contains("perftest: threshold crossed: p99<1ns (p99 = "))
+        #expect(!errors.contains("loss==0"))
+        #expect(output.contains("Threshold:       p99<1ns  CROSSED (p99 = "))
+        #expect(output.contains("Threshold:       loss==0  ok (loss = 0)"))
+        #expect(output.contains("Threshold:       rate>=1  ok"))
+        #expect(result?.stats.received ?? 0 > 0)
+        let (passing, _, _, _) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(server.port)", "-clients", "4", "-duration", "0.5", "-threshold", "p99<60s", "-threshold", "errors==0"])
+        #expect(passing == 0)
+    }
+
+    @Test("perftest merge: runs made at the same time add up, and a threshold applies to the sum")
+    func mergeBinary() throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { server.stop() }
+        let directory = FileManager.default.temporaryDirectory
+        let files = (0..<3).map { directory.appendingPathComponent("merge-\($0)-\(UUID().uuidString).json").path }
+        defer { for file in files { try? FileManager.default.removeItem(atPath: file) } }
+        let outcomes = Mutex<[Int32]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { n in
+            let status = (try? run("perftest", ["-host", "127.0.0.1:\(server.port)", "-clients", "\(3 + n)", "-duration", "1",
+                                                "-json", files[n]]).0) ?? -1
+            outcomes.withLock { $0.append(status) }
+        }
+        #expect(outcomes.withLock { $0 } == [0, 0])
+        let (status, output, errors) = try run("perftest", ["merge", files[0], files[1], "-json", files[2], "-threshold", "loss==0"])
+        #expect(status == 0, "\(errors)")
+        #expect(output.contains("2 runs merged"))
+        #expect(output.contains("Connected:       7/7"))
+        let runs = try files.map { try JSONDecoder().decode(Result.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
+        #expect(runs[2].stats.sent == runs[0].stats.sent + runs[1].stats.sent)
+        #expect(runs[2].stats.received == runs[0].stats.received + runs[1].stats.received)
+        #expect(runs[2].latency?.samples == (runs[0].latency?.samples ?? 0) + (runs[1].latency?.samples ?? 0))
+        let (crossed, _, crossedErrors) = try run("perftest", ["merge", files[0], files[1], "-threshold", "sent<1"])
+        #expect(crossed == 99)
+        #expect(crossedErrors.contains("threshold crossed: sent<1"))
     }
 
     @Test("a negative value is checked as a value, as Go's flag package reads it")
