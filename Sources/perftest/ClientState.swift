@@ -75,6 +75,11 @@ extension LoopRun: WebSocketHandler {
         case .fanout:
             if self.publishes(slot) { self.publish(room: self.room(slot)) }
         case .echo:
+            // At a -rate, the pacer sends (see Pacer.swift).
+            if self.pacer != nil || self.options.rate != nil {
+                if self.paceBehind { self.pace() }
+                return
+            }
             // Corked frames are not yet the stream's pending bytes, so one look at them does for the burst.
             guard socket.pendingWriteBytes < 64 * 1024 else { return }
             socket.withCork {
@@ -95,13 +100,17 @@ extension LoopRun: WebSocketHandler {
 
     /// Sends client `slot`'s next message; `false` when the connection took nothing (it is not open).
     @inline(__always) @discardableResult
-    private func sendOne(_ slot: Int, _ socket: WebSocket, now: UInt64) -> Bool {
+    func sendOne(_ slot: Int, _ socket: WebSocket, now: UInt64, intended: UInt64? = nil) -> Bool {
         let id = self.clients[slot].nextID
         let message = self.builder.build(id: id, microseconds: Clock.unixMicroseconds(atMonotonic: now, wallOffset: self.wallOffset))
         guard socket.send(.text, message).isAccepted else { return false }
         self.clients[slot].nextID &+= self.idStride
         if self.options.mode == .fanout {
             self.publishedByRoom[self.room(slot)] += 1
+        } else if let intended {
+            // -rate: the latency counts from when the schedule meant it to leave.
+            self.clients[slot].inFlight.push(at: intended)
+            self.sentAt[slot].push(at: now)
         } else if self.options.mode != .blast {
             self.clients[slot].inFlight.push(at: now)
         }
@@ -136,6 +145,7 @@ extension LoopRun: WebSocketHandler {
             let firstID = self.headID(slot)
             if let id, firstID < id {
                 self.clients[slot].inFlight.removeFirst()  // Never answered: the server dropped it.
+                if !self.sentAt.isEmpty { self.sentAt[slot].removeFirst() }
                 self.stats.skipped += 1
                 self.clients[slot].headTimedOut = false
                 continue
@@ -143,6 +153,10 @@ extension LoopRun: WebSocketHandler {
             if id == nil || firstID == id {
                 self.record(latency: now &- firstTime, late: self.clients[slot].headTimedOut)
                 self.clients[slot].inFlight.removeFirst()
+                if !self.sentAt.isEmpty, let sent = self.sentAt[slot].firstTime {
+                    self.serviceTimes.record(now &- sent)
+                    self.sentAt[slot].removeFirst()
+                }
                 self.clients[slot].headTimedOut = false
             } else {
                 self.stats.unexpected += 1  // A reply to nothing we have in flight.

@@ -25,6 +25,8 @@ struct RunOptions: Sendable {
     var trust: TLSContext.Trust = .system
     /// connect mode: hold the connections instead of closing and reopening them.
     var hold = false
+    /// echo: messages per second in all, open loop (nil: each client keeps `window` in flight).
+    var rate: Double?
 }
 
 /// One loop's share of a run: its clients, its histogram, its counts. Loop-confined; the runner talks to
@@ -43,6 +45,13 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     @exclusivity(unchecked) var stats = RunStats()
     /// Latencies, moved into an HDR histogram when the run ends (see ``LatencyCounts``).
     @exclusivity(unchecked) var latencies = LatencyCounts(highestTrackableValue: LoopRun.highestLatency)
+    /// `-rate`: the schedule, its timer, whether a backlog waits, and each message's real send time
+    /// (its latency counts from its intended one) with the service times they give.
+    @exclusivity(unchecked) var pacer: Pacer?
+    var pacerTimer: LoopTimer?
+    @exclusivity(unchecked) var paceBehind = false
+    @exclusivity(unchecked) var sentAt: [InFlight] = []
+    @exclusivity(unchecked) var serviceTimes = LatencyCounts(highestTrackableValue: LoopRun.highestLatency)
     /// Every client of this loop, connected or not; a socket's `userData` is its index here.
     @exclusivity(unchecked) var clients = ClientTable(capacity: 0)
     /// Each client's connection once it is open, at the same index.
@@ -127,6 +136,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         for slot in self.clients.indices { self.clients[slot].inFlight.free() }
         self.clients.free()
         self.latencies.free()
+        self.serviceTimes.free()
+        for index in self.sentAt.indices { self.sentAt[index].free() }
     }
 
     /// The longest latency a histogram holds: 60 s (the reply timeout is far shorter).
@@ -197,6 +208,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             self.due.reserveCapacity(self.options.mode == .pingpong ? Self.sendBatch : Self.echoBatch)
             self.afterPoll = self.loop.afterEachPoll { [unowned self] in
                 if !self.due.isEmpty { self.sendDue() }
+                if self.paceBehind { self.pace() }
             }
         }
     }
@@ -206,6 +218,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         let slot = self.clients.count
         self.clients.append(ClientState(firstID: UInt64(index)))
         self.sockets.append(nil)
+        if self.options.rate != nil { self.sentAt.append(InFlight()) }
         if self.options.mode == .fanout {
             self.slotRooms.append(Int32(index % self.options.rooms))
             self.slotPublishes.append(index < self.options.rooms)
@@ -322,6 +335,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
 
     /// Stops sending; `drained` runs once every client's messages are answered (maybe at once).
     func stopSending(drained: @escaping () -> Void) {
+        self.stopPacing()
         self.sending = false
         self.ramp?.cancel()
         self.ramp = nil
@@ -366,10 +380,21 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         }
         self.stats.lost += self.clients[slot].inFlight.count
         self.clients[slot].inFlight.removeAll()
+        if !self.sentAt.isEmpty { self.sentAt[slot].removeAll() }
         self.sockets[slot] = nil
     }
 
     /// Ends the run on this loop: what is still in flight is lost; connections close normally.
+    /// Clients connected now.
+    var connectedCount: Int { self.stats.connected }
+
+    /// `-rate`: the service times (from each message's real send), as a histogram.
+    func serviceHistogram() -> Histogram<UInt64> {
+        var histogram = LoopRun.makeHistogram()
+        self.serviceTimes.add(to: &histogram)
+        return histogram
+    }
+
     func finish() -> (RunStats, Histogram<UInt64>) {
         self.sweep?.cancel()
         self.sweep = nil

@@ -125,11 +125,13 @@ struct LoadOptions: ParsableArguments {
         return "\(self.secure ? "wss" : "ws")://\(name):\(host[host.index(after: colon)...])\(self.path(for: mode))"
     }
 
-    func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil, serverPID: Int32? = nil) -> RunOptions {
+    func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil, serverPID: Int32? = nil,
+                    rate: Double? = nil) -> RunOptions {
         RunOptions(url: url ?? self.url(for: mode), clients: clients, duration: duration, mode: mode, payload: self.payload,
                    rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window(for: mode),
                    serverPID: serverPID ?? self.serverPID, compression: self.compression, data: self.data, rooms: self.rooms,
-                   trust: self.insecure ? .insecureNoVerification : self.tlsCA.map { .file($0) } ?? .system, hold: self.hold)
+                   trust: self.insecure ? .insecureNoVerification : self.tlsCA.map { .file($0) } ?? .system, hold: self.hold,
+                   rate: rate)
     }
 }
 
@@ -165,11 +167,21 @@ struct RunCommand: ParsableCommand {
     @Option(name: [.customLong("mode", withSingleDash: true), .long], help: "pingpong, echo, blast, fanout (rooms, with -rooms) or connect (handshakes; -hold keeps them open).")
     var mode = Mode.echo
 
+    @Option(name: [.customLong("rate", withSingleDash: true), .long],
+            help: "echo: open loop at this many messages per second in all, spread over clients and loops; latency counts from each message's intended send time (coordinated omission corrected), service time alongside.")
+    var rate: Double?
+
     @OptionGroup var thresholds: ThresholdOptions
 
     func validate() throws {
         try self.load.check()
         _ = try self.thresholds.parsed()
+        if let rate = self.rate {
+            guard rate > 0 && rate <= 100_000_000 else { throw ValidationError("-rate \(rate): expected (0, 100000000] messages/s") }
+            guard self.mode == .echo else {
+                throw ValidationError("-rate is for -mode echo (pingpong is closed-loop by definition; fanout at a rate is not built yet)")
+            }
+        }
         guard (1...1_000_000).contains(self.clients) else { throw ValidationError("-clients \(self.clients): expected 1...1000000") }
         guard self.duration > 0 && self.duration <= 86400 else { throw ValidationError("-duration \(self.duration): expected (0, 86400] s") }
         if self.load.hold && self.mode != .connect { throw ValidationError("-hold is for -mode connect") }

@@ -8,12 +8,12 @@ enum PerfTestMain {
     static func single(_ command: RunCommand) {
         let load = command.load
         let group = Self.makeGroup(workers: load.workers, clients: command.clients)
-        let options = load.runOptions(clients: command.clients, duration: command.duration, mode: command.mode)
+        let options = load.runOptions(clients: command.clients, duration: command.duration, mode: command.mode, rate: command.rate)
         Interrupt.install()  // Before the banner: whoever reads it may signal at once.
         Output.line("PyStrands WebSocket performance test (Strands perftest)")
         Output.line("Target: \(options.url)  Mode: \(options.mode.rawValue)  Clients: \(options.clients)  "
             + "Duration: \(fixed(options.duration, 1))s  Payload: \(options.payload) bytes\(options.data == .x ? "" : " (\(options.data.rawValue))")  Ramp-up: \(load.rampup)ms  "
-            + "Loops: \(group.loops.count)")
+            + "Loops: \(group.loops.count)" + (options.rate.map { "  Rate: \(Int($0.rounded())) msg/s" } ?? ""))
         let result = Runner.run(options, group: group, live: true)
         group.shutdown()
         let report = Report(result)

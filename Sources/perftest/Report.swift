@@ -54,6 +54,11 @@ struct Report: Codable, Sendable {
     var machine: Machine?
     /// Runs this result was merged from (`perftest merge`), with each one's command and machine.
     var mergedFrom: [Source]?
+    /// `-rate`: messages per second asked for; service times (reply less real send; ``latency`` counts
+    /// from each message's intended send time), and their histogram.
+    var rate: Double?
+    var serviceTime: Latency?
+    var serviceHistogram: String?
 
     struct Machine: Codable, Sendable {
         var host: String
@@ -121,6 +126,12 @@ struct Report: Codable, Sendable {
         self.firstError = result.firstError
         self.stoppedBy = result.interruptedBy.map(Interrupt.name(of:))
         self.histogram = h.totalCount > 0 ? HistogramCodec.encode(h) : nil
+        self.rate = result.options.rate
+        if let service = result.serviceHistogram, service.totalCount > 0 {
+            self.serviceTime = Self.latency(of: service, sumNanoseconds: 0)
+            self.serviceTime?.meanMs = service.mean / 1e6
+            self.serviceHistogram = HistogramCodec.encode(service)
+        }
         self.series = result.series
         self.command = CommandLine.arguments
         self.machine = .current
@@ -207,6 +218,19 @@ struct Report: Codable, Sendable {
             Output.line("\(name) p99:     \(fixed(l.p99Ms, 3))ms")
             Output.line("\(name) p99.9:   \(fixed(l.p999Ms, 3))ms")
             Output.line("\(name) max:     \(fixed(l.maxMs, 3))ms")
+        }
+        if let rate = self.rate {
+            let held = self.sentPerSecond / rate
+            Output.line("Rate:            asked \(Int(rate.rounded())) msg/s, sent \(Int(self.sentPerSecond.rounded())) msg/s "
+                + "(\(fixed(held * 100, 1))%), backlog at end \(s.backlogAtEnd) (largest \(s.maxBacklog))")
+            if held < 0.99 || s.backlogAtEnd > 0 {
+                Output.line("Rate not held:   the target (or perftest) fell behind the schedule; latency counts from each "
+                    + "message's intended send time, so the wait is in it")
+            }
+            if let l = self.serviceTime {
+                Output.line("Service p50:     \(fixed(l.p50Ms, 3))ms  p99: \(fixed(l.p99Ms, 3))ms  max: \(fixed(l.maxMs, 3))ms "
+                    + "(from each message's real send; Latency above is from its intended one)")
+            }
         }
         if self.mode == Mode.connect.rawValue && self.hold == true { return }  // Its window is idle time.
         let unit = self.mode == Mode.blast.rawValue ? "messages sent" : self.rooms != nil ? "deliveries"

@@ -44,6 +44,10 @@ struct RunStats: Sendable, Codable {
     var wireCounted = 0
     /// Connections open at the end that agreed permessage-deflate.
     var compressed = 0
+    /// `-rate`: messages due that had not gone out when sending stopped, and the largest backlog seen
+    /// (summed over loops): how far the target (or perftest) fell behind the schedule.
+    var backlogAtEnd = 0
+    var maxBacklog = 0
 
     var errors: Int { self.refused + self.connectFailed + self.handshakeFailed + self.connectTimedOut + self.tlsFailed + self.closedByServer }
 
@@ -74,6 +78,8 @@ struct RunStats: Sendable, Codable {
         c.wireBytesReceived += b.wireBytesReceived
         c.wireCounted += b.wireCounted
         c.compressed += b.compressed
+        c.backlogAtEnd += b.backlogAtEnd
+        c.maxBacklog += b.maxBacklog
         return c
     }
 }

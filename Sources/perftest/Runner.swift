@@ -36,6 +36,9 @@ struct RunResult: Sendable {
     var interruptedBy: Int32?
     /// Second by second, from the first connect to the deadline.
     var series: [SeriesSecond] = []
+    /// `-rate`: the service times (reply time less real send time; the main histogram counts from each
+    /// message's intended send time).
+    var serviceHistogram: Histogram<UInt64>?
 }
 
 /// Runs one load test on a loop group: connect (spread over the ramp-up), send until the deadline,
@@ -91,6 +94,9 @@ enum Runner {
                     now = Clock.nanoseconds()
                     setupEnd = now
                     deadline = now + UInt64(options.duration * 1e9)
+                    if options.rate != nil {
+                        for run in runs { run.loop.execute { run.startPacing() } }
+                    }
                     // fanout publishes once every member is in its room, so none misses a message.
                     if options.mode == .fanout {
                         var members = Array(repeating: 0, count: options.rooms)
@@ -172,10 +178,12 @@ enum Runner {
         var stats = RunStats()
         var histogram = LoopRun.makeHistogram()
         var firstError: String?
+        var serviceHistogram = options.rate == nil ? nil : LoopRun.makeHistogram()
         for run in runs {
             guard let (loopStats, loopHistogram) = run.loop.runAndWait({ run.finish() }) else { continue }
             stats = stats + loopStats
             histogram.add(loopHistogram)
+            if serviceHistogram != nil, let service = run.loop.runAndWait({ run.serviceHistogram() }) { serviceHistogram!.add(service) }
             firstError = firstError ?? run.loop.runAndWait { run.firstError } ?? nil
         }
         if let expectedDeliveries {
@@ -191,7 +199,8 @@ enum Runner {
                          serverSteadyCPUSeconds: steadyStart.flatMap { start in
                              start.server.flatMap { before in steadyEnd.server.map { $0 - before } }
                          },
-                         firstError: firstError, interruptedBy: Interrupt.signal, series: series.seconds)
+                         firstError: firstError, interruptedBy: Interrupt.signal, series: series.seconds,
+                         serviceHistogram: serviceHistogram)
     }
 }
 
