@@ -288,7 +288,7 @@ struct PerfTestBinaryTests {
     @Test("bad flags and values exit 2", arguments: [
         ["-mode", "flood"], ["-clients", "0"], ["-host", "nocolon"], ["-duration", "-1"], ["-payload", "x"], ["--nope"],
         ["-server-pid", "0"], ["-threshold", "p99~5ms"], ["-threshold", "latency<5ms"], ["-threshold", "p99<fast"],
-        ["merge"], ["merge", "/nonexistent/a.json"],
+        ["merge"], ["merge", "/nonexistent/a.json"], ["-rate", "0"], ["-rate", "1000", "-mode", "pingpong"], ["-rate", "x"],
     ])
     func badFlags(arguments: [String]) throws {
         let (status, output, errors) = try run("perftest", arguments)
@@ -341,6 +341,62 @@ struct PerfTestBinaryTests {
         let (crossed, _, crossedErrors) = try run("perftest", ["merge", files[0], files[1], "-threshold", "sent<1"])
         #expect(crossed == 99)
         #expect(crossedErrors.contains("threshold crossed: sent<1"))
+    }
+
+    struct RateResult: Decodable {
+        struct Stats: Decodable { var sent, received, lost, backlogAtEnd, maxBacklog: Int }
+        struct Second: Decodable { var sent: Int; var seconds: Double }
+        struct Latency: Decodable { var samples: Int; var p50Ms, p99Ms: Double }
+        var stats: Stats
+        var rate: Double?
+        var sentPerSecond: Double
+        var series: [Second]
+        var latency: Latency?
+        var serviceTime: Latency?
+    }
+
+    @Test("-rate holds its rate, second by second, and says so")
+    func rateHeld() throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { server.stop() }
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("rate-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: json) }
+        let (status, output, errors) = try run("perftest", ["-host", "127.0.0.1:\(server.port)", "-clients", "50", "-duration", "2",
+                                                           "-rate", "20000", "-json", json.path])
+        #expect(status == 0, "\(errors)")
+        let r = try JSONDecoder().decode(RateResult.self, from: Data(contentsOf: json))
+        #expect(r.rate == 20000)
+        #expect(abs(r.sentPerSecond - 20000) / 20000 < 0.02, "sent \(r.sentPerSecond)/s")
+        #expect(r.stats.lost == 0 && r.stats.backlogAtEnd == 0)
+        // Every whole second of sending carried its 20,000 (the last part-second and the grace, less).
+        for second in r.series.dropLast() where second.seconds > 0.99 {
+            #expect(abs(Double(second.sent) - 20000) < 400, "a second sent \(second.sent)")
+        }
+        #expect(r.serviceTime != nil && r.latency != nil)
+        #expect(output.contains("Rate:            asked 20000 msg/s, sent "))
+        #expect(!output.contains("Rate not held"))
+    }
+
+    /// Answers nothing: every client's window fills, and the schedule runs on without it.
+    final class Silent: WebSocketHandler {
+        func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) {}
+    }
+
+    @Test("-rate against a server that stops answering: the backlog is counted and the rate reported as not held")
+    func rateNotHeld() throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let server = WebSocketServer(group: group, configuration: WebSocketConfiguration(), handler: Silent())
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("rate-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: json) }
+        let (_, output, _) = try run("perftest", ["-host", "127.0.0.1:\(port)", "-clients", "4", "-duration", "1",
+                                                  "-rate", "5000", "-window", "8", "-timeout", "0.2", "-grace", "0", "-json", json.path])
+        let r = try JSONDecoder().decode(RateResult.self, from: Data(contentsOf: json))
+        #expect(r.stats.sent == 32)  // 4 clients × a window of 8, then nothing had room.
+        #expect(r.stats.backlogAtEnd > 4000, "backlog \(r.stats.backlogAtEnd)")
+        #expect(r.stats.maxBacklog >= r.stats.backlogAtEnd)
+        #expect(output.contains("Rate not held"))
     }
 
     @Test("a negative value is checked as a value, as Go's flag package reads it")
