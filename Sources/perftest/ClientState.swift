@@ -76,7 +76,7 @@ extension LoopRun: WebSocketHandler {
             if self.publishes(slot) { self.publish(room: self.room(slot)) }
         case .echo:
             // At a -rate, the pacer sends (see Pacer.swift).
-            if self.pacer != nil || self.options.rate != nil {
+            if self.paced {
                 if self.paceBehind { self.pace() }
                 return
             }
@@ -145,7 +145,7 @@ extension LoopRun: WebSocketHandler {
             let firstID = self.headID(slot)
             if let id, firstID < id {
                 self.clients[slot].inFlight.removeFirst()  // Never answered: the server dropped it.
-                if !self.sentAt.isEmpty { self.sentAt[slot].removeFirst() }
+                if self.paced { self.sentAt[slot].removeFirst() }
                 self.stats.skipped += 1
                 self.clients[slot].headTimedOut = false
                 continue
@@ -153,7 +153,7 @@ extension LoopRun: WebSocketHandler {
             if id == nil || firstID == id {
                 self.record(latency: now &- firstTime, late: self.clients[slot].headTimedOut)
                 self.clients[slot].inFlight.removeFirst()
-                if !self.sentAt.isEmpty, let sent = self.sentAt[slot].firstTime {
+                if self.paced, let sent = self.sentAt[slot].firstTime {
                     self.serviceTimes.record(now &- sent)
                     self.sentAt[slot].removeFirst()
                 }

@@ -27,23 +27,32 @@ enum HistogramCodec {
 
     /// `histogram` (perftest's layout: 1 ns to ``LoopRun/highestLatency``, three digits) as "HISTF…".
     static func encode(_ histogram: Histogram<UInt64>) -> String {
-        var payload: [UInt8] = []
+        var counts: [UInt64] = []
         if histogram.totalCount > 0 {
-            let last = LatencyCounts.index(histogram.max)
-            var index = 0
-            while index <= last {
-                let count = histogram.countForValue(LatencyCounts.lowestValue(atIndex: index))
-                index += 1
-                if count == 0 {
-                    var zeros: Int64 = 1
-                    while index <= last && histogram.countForValue(LatencyCounts.lowestValue(atIndex: index)) == 0 {
-                        zeros += 1
-                        index += 1
-                    }
-                    Self.putZigZag(zeros > 1 ? -zeros : 0, into: &payload)
-                } else {
-                    Self.putZigZag(Int64(clamping: count), into: &payload)
+            counts = (0...LatencyCounts.index(histogram.max)).map { histogram.countForValue(LatencyCounts.lowestValue(atIndex: $0)) }
+        }
+        return counts.withUnsafeBufferPointer { Self.encode(counts: $0) }
+    }
+
+    /// Counts in perftest's layout (``LatencyCounts``'s indices), as "HISTF…": what the per-second series
+    /// writes without building a histogram.
+    static func encode(counts: UnsafeBufferPointer<UInt64>) -> String {
+        var payload: [UInt8] = []
+        var last = counts.count - 1
+        while last >= 0 && counts[last] == 0 { last -= 1 }
+        var index = 0
+        while index <= last {
+            let count = counts[index]
+            index += 1
+            if count == 0 {
+                var zeros: Int64 = 1
+                while index <= last && counts[index] == 0 {
+                    zeros += 1
+                    index += 1
                 }
+                Self.putZigZag(zeros > 1 ? -zeros : 0, into: &payload)
+            } else {
+                Self.putZigZag(Int64(clamping: count), into: &payload)
             }
         }
         var plain: [UInt8] = []
@@ -51,8 +60,8 @@ enum HistogramCodec {
         Self.put(Self.encodingCookie, into: &plain)
         Self.put(UInt32(payload.count), into: &plain)
         Self.put(UInt32(0), into: &plain)  // normalizing index offset
-        Self.put(UInt32(histogram.numberOfSignificantValueDigits.rawValue), into: &plain)
-        Self.put(histogram.lowestDiscernibleValue, into: &plain)
+        Self.put(UInt32(3), into: &plain)  // significant digits: LatencyCounts' layout
+        Self.put(UInt64(1), into: &plain)  // lowest discernible value
         Self.put(LoopRun.highestLatency, into: &plain)
         Self.put((1.0 as Double).bitPattern, into: &plain)  // integer-to-double conversion ratio
         plain += payload

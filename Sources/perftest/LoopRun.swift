@@ -48,6 +48,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// `-rate`: the schedule, its timer, whether a backlog waits, and each message's real send time
     /// (its latency counts from its intended one) with the service times they give.
     @exclusivity(unchecked) var pacer: Pacer?
+    /// `options.rate != nil`, as a plain flag for the per-message paths.
+    let paced: Bool
     var pacerTimer: LoopTimer?
     @exclusivity(unchecked) var paceBehind = false
     @exclusivity(unchecked) var sentAt: [InFlight] = []
@@ -101,6 +103,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         self.options = options
         self.builder = MessageBuilder(type: options.mode.messageType, payload: options.payload, data: options.data)
         self.idStride = UInt64(max(options.clients, 1))
+        self.paced = options.rate != nil
         if options.mode == .fanout {
             self.publishedByRoom = Array(repeating: 0, count: options.rooms)
             self.membersByRoom = Array(repeating: 0, count: options.rooms)
@@ -218,7 +221,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         let slot = self.clients.count
         self.clients.append(ClientState(firstID: UInt64(index)))
         self.sockets.append(nil)
-        if self.options.rate != nil { self.sentAt.append(InFlight()) }
+        if self.paced { self.sentAt.append(InFlight()) }
         if self.options.mode == .fanout {
             self.slotRooms.append(Int32(index % self.options.rooms))
             self.slotPublishes.append(index < self.options.rooms)
@@ -380,7 +383,7 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         }
         self.stats.lost += self.clients[slot].inFlight.count
         self.clients[slot].inFlight.removeAll()
-        if !self.sentAt.isEmpty { self.sentAt[slot].removeAll() }
+        if self.paced { self.sentAt[slot].removeAll() }
         self.sockets[slot] = nil
     }
 

@@ -52,24 +52,49 @@ final class SeriesRecorder {
         self.current.update(repeating: 0, count: self.length)
         let totals = UncheckedPointer(self.current)
         for run in self.runs { _ = run.loop.runAndWait { run.latencies.add(into: totals.pointer) } }
-        var interval = LoopRun.makeHistogram()
-        for index in 0..<self.length where self.current[index] != self.previous[index] {
-            interval.record(LatencyCounts.lowestValue(atIndex: index), count: self.current[index] &- self.previous[index])
+        // The second's counts, in place of the older sums (kept in `current`, which becomes `previous`).
+        var total: UInt64 = 0
+        for index in 0..<self.length {
+            let count = self.current[index] &- self.previous[index]
+            self.previous[index] = count
+            total &+= count
         }
+        let p50 = Self.value(atPercentile: 50, of: self.previous, self.length, total)
+        let p99 = Self.value(atPercentile: 99, of: self.previous, self.length, total)
+        let encoded = total > 0 ? HistogramCodec.encode(counts: UnsafeBufferPointer(start: self.previous, count: self.length)) : nil
         swap(&self.previous, &self.current)
         let sent = self.runs.reduce(0) { $0 + $1.live.sent }
         let received = self.runs.reduce(0) { $0 + $1.live.received }
         let errors = self.runs.reduce(0) { $0 + $1.live.errors }
-        let hasLatencies = interval.totalCount > 0
+        let hasLatencies = total > 0
         self.seconds.append(SeriesSecond(
             t: Double(self.last.time - self.start) / 1e9,
             unixTime: Double(Clock.unixMicroseconds(atMonotonic: self.last.time, wallOffset: self.wallOffset)) / 1e6,
             seconds: Double(now - self.last.time) / 1e9,
             sent: sent - self.last.sent, received: received - self.last.received, errors: errors - self.last.errors,
-            p50Ms: hasLatencies ? Double(interval.valueAtPercentile(50)) / 1e6 : nil,
-            p99Ms: hasLatencies ? Double(interval.valueAtPercentile(99)) / 1e6 : nil,
-            histogram: hasLatencies ? HistogramCodec.encode(interval) : nil))
+            p50Ms: hasLatencies ? Double(p50) / 1e6 : nil,
+            p99Ms: hasLatencies ? Double(p99) / 1e6 : nil,
+            histogram: encoded))
         self.last = (now, sent, received, errors)
+    }
+}
+
+extension SeriesRecorder {
+    /// The value at `percentile` of counts in LatencyCounts' layout, as HdrHistogram reports it: the
+    /// highest value equivalent to the sub-bucket where the running count reaches the percentile's share.
+    static func value(atPercentile percentile: Double, of counts: UnsafeMutablePointer<UInt64>, _ length: Int, _ total: UInt64) -> UInt64 {
+        guard total > 0 else { return 0 }
+        // As hdrhistogram-swift counts it: one ulp under the percentile, its share rounded up.
+        let wanted = max(1, UInt64((percentile.nextDown * Double(total) / 100).rounded(.up)))
+        var running: UInt64 = 0
+        for index in 0..<length {
+            running &+= counts[index]
+            if running >= wanted {
+                // The sub-bucket's highest value: the next sub-bucket's lowest, less one.
+                return LatencyCounts.lowestValue(atIndex: index + 1) &- 1
+            }
+        }
+        return 0
     }
 }
 

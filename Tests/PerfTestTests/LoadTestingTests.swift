@@ -36,6 +36,24 @@ struct LoadTestingTests {
         #expect(empty.totalCount == 0)
     }
 
+    @Test("the series' percentiles from bare counts agree with the histogram's, and so does its encoding")
+    func seriesPercentiles() throws {
+        let histogram = self.sampleHistogram(seed: 11)
+        let length = LatencyCounts.index(LoopRun.highestLatency) + 1
+        let counts = UnsafeMutablePointer<UInt64>.allocate(capacity: length)
+        defer { counts.deallocate() }
+        for index in 0..<length { counts[index] = histogram.countForValue(LatencyCounts.lowestValue(atIndex: index)) }
+        for percentile in [1.0, 50, 90, 99, 99.9] {
+            let value = SeriesRecorder.value(atPercentile: percentile, of: counts, length, histogram.totalCount)
+            // The histogram clamps to its exact extremes; bare counts give the sub-bucket's top.
+            #expect(histogram.valuesAreEquivalent(value, histogram.valueAtPercentile(percentile)), "p\(percentile)")
+            #expect(value == histogram.highestEquivalentForValue(histogram.valueAtPercentile(percentile)), "p\(percentile)")
+        }
+        let fromCounts = try HistogramCodec.decode(HistogramCodec.encode(counts: UnsafeBufferPointer(start: counts, count: length)))
+        #expect(fromCounts.totalCount == histogram.totalCount)
+        #expect(fromCounts.valueAtPercentile(99) == histogram.valueAtPercentile(99))
+    }
+
     @Test("a histogram written by HdrHistogram's Python library (hdrhistogram 0.10) decodes to its counts")
     func foreignHistogram() throws {
         // HdrHistogram(1, 60 s in ns, 3) with 1,000 ns × 5, 25,000 × 3, 1,500,000 × 2 and 7 s × 1, encode().
