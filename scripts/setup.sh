@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Strands needs on a fresh Debian/Ubuntu machine: libuv's and zlib's headers and pkg-config to build,
 # Python 3 with venv for the scripts (Autobahn's kosoku, the interop server, port probes), and redis-server for
-# the Redis bridge's tests (each test starts its own on a free loopback port).
+# the Redis bridge's tests (each test starts its own on a free loopback port), and Chromium for the test that
+# renders perftest's HTML report.
 # Swift itself (6.1 or later) must already be on PATH.
 set -euo pipefail
 
@@ -19,6 +20,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -d /etc/ssl/certs ] && [ -n "$(ls -A /etc/ssl/certs 2>/dev/null)" ] || need+=(ca-certificates)
+# Headless Chromium renders perftest's HTML report in its test.
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi

@@ -171,6 +171,10 @@ struct RunCommand: ParsableCommand {
             help: "echo: open loop at this many messages per second in all, spread over clients and loops; latency counts from each message's intended send time (coordinated omission corrected), service time alongside.")
     var rate: Double?
 
+    @Option(name: [.customLong("report", withSingleDash: true), .long],
+            help: "Also write an HTML report to this file: one self-contained page (percentile curve, throughput, p99 and errors over time, settings).")
+    var report: String?
+
     @OptionGroup var thresholds: ThresholdOptions
 
     func validate() throws {
@@ -245,6 +249,9 @@ struct MergeCommand: ParsableCommand {
 
     @Option(name: [.customLong("json", withSingleDash: true), .long], help: "Also write the merged result as JSON to this file.")
     var json: String?
+
+    @Option(name: [.customLong("report", withSingleDash: true), .long], help: "Also write the merged result as an HTML report.")
+    var report: String?
 
     @OptionGroup var thresholds: ThresholdOptions
 

@@ -22,6 +22,9 @@ enum PerfTestMain {
         if let path = load.json {
             do { try report.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
         }
+        if let path = command.report {
+            do { try HTMLReport.write(report, to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
+        }
         if let signal = result.interruptedBy { exit(128 + signal) }
         if !passed { exit(Threshold.exitCode) }
         if result.stats.connected == 0 { exit(1) }
@@ -51,6 +54,9 @@ enum PerfTestMain {
         let passed = Threshold.report((try? command.thresholds.parsed()) ?? [], for: merged)
         if let path = command.json {
             do { try merged.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
+        }
+        if let path = command.report {
+            do { try HTMLReport.write(merged, to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
         }
         exit(passed ? 0 : Threshold.exitCode)
     }

@@ -399,6 +399,40 @@ struct PerfTestBinaryTests {
         #expect(output.contains("Rate not held"))
     }
 
+    @Test("-report writes one self-contained page that headless Chromium renders: four charts, every line drawn")
+    func htmlReport() throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { server.stop() }
+        let page = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString).html")
+        defer { try? FileManager.default.removeItem(at: page) }
+        let (status, _, errors) = try run("perftest", ["-host", "127.0.0.1:\(server.port)", "-clients", "10", "-duration", "2",
+                                                       "-rate", "5000", "-report", page.path])
+        #expect(status == 0, "\(errors)")
+        let html = try String(contentsOf: page, encoding: .utf8)
+        // Nothing to fetch: no external scripts, styles, images or fonts.
+        for reference in ["src=", "href=", "url(", "@import", "<link"] { #expect(!html.contains(reference), "\(reference)") }
+        let paths = ProcessInfo.processInfo.environment["PATH", default: "/usr/bin:/bin"].split(separator: ":")
+        let chromium = ["chromium", "chromium-browser", "google-chrome"].lazy.flatMap { name in paths.map { "\($0)/\(name)" } }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+        let browser = try #require(chromium, "headless Chromium is needed to render the report (Debian: apt-get install chromium)")
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: profile) }
+        let (rendered, dom, _) = try run(executable: URL(fileURLWithPath: browser), [
+            "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile.path)", "--dump-dom", page.absoluteString,
+        ], limit: 90)
+        #expect(rendered == 0)
+        // The page's script records, after layout, each chart's lines and their drawn lengths.
+        let marker = "data-drawn=\""
+        let start = try #require(dom.range(of: marker), "no layout record in the rendered page").upperBound
+        let end = try #require(dom[start...].firstIndex(of: "\""))
+        let json = dom[start..<end].replacingOccurrences(of: "&quot;", with: "\"")
+        struct Chart: Decodable { var id: String; var lines: [Double] }
+        let charts = try JSONDecoder().decode([Chart].self, from: Data(json.utf8))
+        #expect(charts.map(\.id) == ["percentiles", "throughput", "latency-over-time", "errors"])
+        #expect(charts.first?.lines.count == 2)  // latency from intended send, and service time
+        for chart in charts { #expect(!chart.lines.isEmpty && chart.lines.allSatisfy { $0 > 100 }, "\(chart.id): \(chart.lines)") }
+    }
+
     @Test("a negative value is checked as a value, as Go's flag package reads it")
     func negativeValue() throws {
         let (status, _, errors) = try run("perftest", ["-duration", "-1"])
