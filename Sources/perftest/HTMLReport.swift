@@ -125,7 +125,7 @@ enum HTMLReport {
     private static func chart(id: String, title: String, xLabel: String, yLabel: String,
                               lines: [(String, String, [(Double, Double)])], xTicks: [(Double, String)]? = nil,
                               minimumTop: Double = 1e-9) -> String {
-        let width = 900.0, height = 300.0, left = 70.0, right = 20.0, top = 20.0, bottom = 45.0
+        let width = 900.0, height = 300.0, left = 70.0, right = 40.0, top = 20.0, bottom = 45.0
         let points = lines.flatMap(\.2)
         let xMin = points.map(\.0).min() ?? 0, xMaxRaw = points.map(\.0).max() ?? 1
         let xMax = xMaxRaw > xMin ? xMaxRaw : xMin + 1
