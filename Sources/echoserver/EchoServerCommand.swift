@@ -69,6 +69,14 @@ struct EchoServerCommand: ParsableCommand {
     @Option(name: [.customLong("stats-interval", withSingleDash: true), .long], help: "Seconds between stats lines.")
     var statsInterval = 5.0
 
+    @Option(name: [.customLong("procs", withSingleDash: true), .long],
+            help: "Server processes sharing the port (SO_REUSEPORT), each with -workers loops; past one process's open-file limit. /health and /metrics answer for the process a request reaches.")
+    var procs = 1
+
+    @Flag(name: [.customLong("shared-port", withSingleDash: true), .long],
+          help: .hidden)
+    var sharedPort = false
+
     @Option(name: [.customLong("parent-pid", withSingleDash: true), .long],
             help: "Shut down as on SIGTERM when this process, which must be the one starting echoserver, ends.")
     var parentPID: Int32?
@@ -101,8 +109,33 @@ struct EchoServerCommand: ParsableCommand {
             guard self.pubsub else { throw ValidationError("-redis \(redis): needs -pubsub") }
             guard Self.redisAddress(redis) != nil else { throw ValidationError("-redis \(redis): expected HOST:PORT, PORT in 1...65535") }
         }
+        guard (1...256).contains(self.procs) else { throw ValidationError("-procs \(self.procs): expected 1...256") }
+        if self.procs > 1 && self.pubsub && self.redis == nil {
+            throw ValidationError("-procs \(self.procs) with -pubsub: rooms span processes only through -redis")
+        }
         guard self.statsInterval >= 0.1 && self.statsInterval <= 86400 else {
             throw ValidationError("-stats-interval \(self.statsInterval): expected 0.1...86400 seconds")
         }
+    }
+
+    /// The arguments a `-procs` set's other processes get: these, without `-procs`, `-port` and
+    /// `-parent-pid`, then the port the first process listens on, `-shared-port`, and its pid as their
+    /// parent (so that they end with it).
+    static func workerArguments(_ arguments: [String], port: Int, parent: Int32) -> [String] {
+        var kept: [String] = []
+        var skipValue = false
+        for argument in arguments {
+            if skipValue {
+                skipValue = false
+                continue
+            }
+            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+            if ["-procs", "--procs", "-port", "--port", "-parent-pid", "--parent-pid"].contains(name) {
+                skipValue = !argument.contains("=")
+                continue
+            }
+            kept.append(argument)
+        }
+        return kept + ["-port", "\(port)", "-shared-port", "-parent-pid", "\(parent)", "-quiet"]
     }
 }

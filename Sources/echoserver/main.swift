@@ -48,6 +48,7 @@ enum EchoServer {
             // lines, so whoever reads them may signal at once.
             let signals = DispatchQueue(label: "signals")
             let stopping = Locked(false)
+            let children = Locked<[Int32]>([])
             let finished = DispatchSemaphore(value: 0)
             var sources: [any DispatchSourceSignal] = []
             for signo in [SIGINT, SIGTERM] {
@@ -58,6 +59,7 @@ enum EchoServer {
                         Output.error("echoserver: second signal, exiting now")
                         exit(128 + signo)
                     }
+                    for child in children.withLock({ $0 }) where child > 0 { kill(child, signo) }
                     logger.info("shutting down: closing connections with 1001", metadata: ["open": "\(server.statistics().open)"])
                     server.stopListening()
                     server.closeAll(code: .goingAway, reason: "server shutting down") { finished.signal() }
@@ -66,6 +68,8 @@ enum EchoServer {
                             logger.warning("grace period over; dropping the connections left", metadata: ["open": "\(server.statistics().open)"])
                         }
                         group.shutdown()
+                        // The set's other processes close theirs in their own grace period.
+                        for child in children.withLock({ $0 }) where child > 0 { var status: Int32 = 0; _ = waitpid(child, &status, 0) }
                         logger.info("stopped")
                         exit(0)
                     }
@@ -100,15 +104,30 @@ enum EchoServer {
             }
             let listener: TCPServer
             do {
-                listener = try server.listen(host: options.host, port: options.port)
+                listener = try server.listen(host: options.host, port: options.port, sharedPort: options.sharedPort)
             } catch {
                 die("echoserver", "cannot listen on \(options.host):\(options.port): \(error.name) (\(error.message))")
+            }
+            // -procs: the others of the set, on the port this one holds, each ending with this one.
+            if options.procs > 1 {
+                let arguments = EchoServerCommand.workerArguments(Array(CommandLine.arguments.dropFirst()),
+                                                                  port: listener.address.port, parent: getpid())
+                for _ in 1..<options.procs {
+                    do {
+                        children.withLock { $0.append(0) }
+                        let pid = try Spawn.start(executable: Spawn.executablePath, arguments: arguments, discardOutput: true)
+                        children.withLock { $0[$0.count - 1] = pid }
+                    } catch {
+                        die("echoserver", "-procs: cannot start another process: \(error)")
+                    }
+                }
             }
 
             let address = listener.address
             let shown = address.host == "0.0.0.0" || address.host == "::" ? "localhost"
                 : address.isIPv6 ? "[\(address.host)]" : address.host
-            Output.line("echoserver: listening on \(address) with \(loops) worker loop\(loops == 1 ? "" : "s"), "
+            Output.line("echoserver: listening on \(address) with \(loops) worker loop\(loops == 1 ? "" : "s")"
+                + (options.procs > 1 ? " in each of \(options.procs) processes" : "") + ", "
                 + "max message \(options.maxMessage) bytes"
                 + (options.compression == .off ? "" : ", permessage-deflate \(options.compression.rawValue)")
                 + (options.pubsub ? ", rooms on /ws/room/NAME" : "") + (options.redis.map { " through Redis at \($0)" } ?? ""))

@@ -49,6 +49,41 @@ struct EchoServerTests {
         #expect(await probe.events.next() == .closed(1009, "message larger than 65536 bytes"))
     }
 
+    /// The pids whose command line has `-shared-port` and `-parent-pid parent`: a `-procs` set's others.
+    func sharedPortChildren(of parent: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let at = words.firstIndex(of: "-parent-pid"), at + 1 < words.count else { return false }
+            return words.contains("-shared-port") && words[at + 1] == "\(parent)"
+        }
+    }
+
+    @Test("-procs 3: three processes serve one port, clients reach them all, and SIGTERM ends the set")
+    func processSet() async throws {
+        let server = try ServerProcess(["-procs", "3", "-workers", "1", "-quiet"])
+        defer { server.stop() }
+        let parent = server.process.processIdentifier
+        #expect(server.outputText.contains("in each of 3 processes"))
+        let children = self.sharedPortChildren(of: parent)
+        #expect(children.count == 2)
+        let (status, output, _) = try run("perftest", ["-host", "127.0.0.1:\(server.port)", "-clients", "60", "-duration", "1"])
+        #expect(status == 0)
+        #expect(output.contains("Connected:       60/60"))
+        #expect(output.contains("Lost:            0 (0.00%)"))
+        // Each process counts its own connections: their /health answers differ from one another.
+        var seen = Set<String>()
+        for _ in 0..<30 { seen.insert(await self.get("/health", port: server.port)) }
+        #expect(seen.count >= 2, "every /health answer the same: \(seen)")
+        kill(parent, SIGTERM)
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+        // The others are waited for by the first, so they are gone too.
+        #expect(self.sharedPortChildren(of: parent).isEmpty)
+        #expect(children.allSatisfy { kill($0, 0) != 0 })
+    }
+
     @Test("/health reports live counts; other paths and upgrades outside /ws/ get 404")
     func healthAnd404() async throws {
         let server = try ServerProcess(["-quiet"])

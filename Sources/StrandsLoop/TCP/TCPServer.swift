@@ -124,10 +124,12 @@ extension LoopGroup {
         host: String,
         port: Int,
         backlog: Int = 1024,
+        sharedPort: Bool = false,
         make: @escaping @Sendable (Loop) throws(UVError) -> TCPConnection,
         onAccept: @escaping @Sendable (TCPConnection) -> Void
     ) throws(UVError) -> TCPServer {
-        try TCPServer.open(loops: self.loops, host: host, port: port, backlog: backlog, make: make, onAccept: onAccept)
+        try TCPServer.open(loops: self.loops, host: host, port: port, backlog: backlog, sharedPort: sharedPort, make: make,
+                           onAccept: onAccept)
     }
 }
 
@@ -151,6 +153,7 @@ extension TCPServer {
         host: String,
         port: Int,
         backlog: Int,
+        sharedPort: Bool = false,
         make: @escaping @Sendable (Loop) throws(UVError) -> TCPConnection,
         onAccept: @escaping @Sendable (TCPConnection) -> Void
     ) throws(UVError) -> TCPServer {
@@ -159,8 +162,9 @@ extension TCPServer {
         }
         var address = first
         // SO_REUSEPORT would let us share a port another process of this user already serves, and both
-        // would get half the connections. A plain bind first tells "in use" apart, then is let go.
-        if port != 0 {
+        // would get half the connections. A plain bind first tells "in use" apart, then is let go; unless
+        // sharing is the point (`sharedPort`: a set of processes started together serving one port).
+        if port != 0 && !sharedPort {
             let probe = address.withSockAddr { cuv_bound_socket($0, 0) }
             if probe < 0 { throw UVError(code: probe, context: "bind \(address)") }
             _ = cuv_close_fd(probe)

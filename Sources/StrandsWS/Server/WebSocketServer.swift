@@ -52,12 +52,17 @@ public final class WebSocketServer: Sendable {
 
     /// Listens on `host:port` on every loop of the group (see ``LoopGroup/listen(host:port:backlog:onAccept:)``).
     /// Port 0 picks a free port: read it from the result.
+    ///
+    /// - Parameter sharedPort: Serve a port that other processes of this user serve too, the kernel
+    ///   spreading connections over all their sockets (`SO_REUSEPORT`), for a set of server processes
+    ///   started together (`echoserver -procs`). Without it, a port already served is refused as in use,
+    ///   so that a second server started by mistake does not silently take half the connections.
     @discardableResult
-    public func listen(host: String, port: Int, backlog: Int = 1024) throws(UVError) -> TCPServer {
+    public func listen(host: String, port: Int, backlog: Int = 1024, sharedPort: Bool = false) throws(UVError) -> TCPServer {
         let configuration = self.configuration
         let registries = self.registries
         let server = try self.group.listen(
-            host: host, port: port, backlog: backlog,
+            host: host, port: port, backlog: backlog, sharedPort: sharedPort,
             make: { loop throws(UVError) in
                 try WebSocket(loop: loop, role: .server, registry: registries[loop.index].value)
             },
