@@ -78,6 +78,22 @@ extension Report {
         merged.serverPID = nil
         merged.firstError = reports.lazy.compactMap(\.firstError).first
         merged.stoppedBy = reports.lazy.compactMap(\.stoppedBy).first
+        // -rate: the runs' rates add up, and their service times as the latencies do.
+        let rates = reports.compactMap(\.rate)
+        merged.rate = rates.count == reports.count ? rates.reduce(0, +) : nil
+        var service = LoopRun.makeHistogram()
+        for (report, file) in zip(reports, files) {
+            guard let encoded = report.serviceHistogram else { continue }
+            do {
+                service.add(try HistogramCodec.decode(encoded))
+            } catch {
+                throw MergeError(description: "\(file): its service-time histogram: \(error)")
+            }
+        }
+        merged.serviceTime = Self.latency(of: service, sumNanoseconds: 0)
+        merged.serviceTime?.meanMs = service.totalCount > 0 ? service.mean / 1e6 : 0
+        if let max = reports.compactMap(\.serviceTime?.maxMs).max() { merged.serviceTime?.maxMs = max }
+        merged.serviceHistogram = service.totalCount > 0 ? HistogramCodec.encode(service) : nil
         merged.series = try Self.mergedSeries(reports, files: files)
         merged.command = CommandLine.arguments
         merged.machine = .current

@@ -175,6 +175,10 @@ struct RunCommand: ParsableCommand {
             help: "Also write an HTML report to this file: one self-contained page (percentile curve, throughput, p99 and errors over time, settings).")
     var report: String?
 
+    @Option(name: [.customLong("procs", withSingleDash: true), .long],
+            help: "Run the clients (and -rate) split over this many perftest processes, their results merged: past one process's open-file limit.")
+    var procs = 1
+
     @OptionGroup var thresholds: ThresholdOptions
 
     func validate() throws {
@@ -189,6 +193,11 @@ struct RunCommand: ParsableCommand {
         guard (1...1_000_000).contains(self.clients) else { throw ValidationError("-clients \(self.clients): expected 1...1000000") }
         guard self.duration > 0 && self.duration <= 86400 else { throw ValidationError("-duration \(self.duration): expected (0, 86400] s") }
         if self.load.hold && self.mode != .connect { throw ValidationError("-hold is for -mode connect") }
+        guard (1...256).contains(self.procs) else { throw ValidationError("-procs \(self.procs): expected 1...256") }
+        if self.procs > self.clients { throw ValidationError("-procs \(self.procs): more processes than -clients \(self.clients)") }
+        if self.procs > 1 && self.mode == .fanout {
+            throw ValidationError("-procs with -mode fanout: a room's members must share one process to be counted")
+        }
         if self.mode == .fanout && self.load.rooms > self.clients {
             throw ValidationError("-rooms \(self.load.rooms): more rooms than -clients \(self.clients)")
         }

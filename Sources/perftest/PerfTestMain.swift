@@ -6,6 +6,7 @@ import StrandsWS
 enum PerfTestMain {
     /// One run with the Go tool's banner, live line and results block.
     static func single(_ command: RunCommand) {
+        if command.procs > 1 { Self.processes(command) }
         let load = command.load
         let group = Self.makeGroup(workers: load.workers, clients: command.clients)
         let options = load.runOptions(clients: command.clients, duration: command.duration, mode: command.mode, rate: command.rate)
@@ -28,6 +29,93 @@ enum PerfTestMain {
         if let signal = result.interruptedBy { exit(128 + signal) }
         if !passed { exit(Threshold.exitCode) }
         if result.stats.connected == 0 { exit(1) }
+        exit(0)
+    }
+
+    /// `-procs N`: N perftest processes, each with its share of the clients (and of `-rate`) and of the
+    /// CPUs, their -json results merged as `perftest merge` does. SIGINT and SIGTERM are passed on.
+    static func processes(_ command: RunCommand) -> Never {
+        Interrupt.install()
+        let count = command.procs
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let directory = "/tmp/perftest-procs-\(getpid())"
+        mkdir(directory, 0o700)
+        defer { _ = rmdir(directory) }
+        var kept: [String] = []
+        var skipValue = false
+        for argument in arguments {
+            if skipValue {
+                skipValue = false
+                continue
+            }
+            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+            if ["procs", "json", "report", "threshold", "clients", "rate"].contains(where: { name == "-" + $0 || name == "--" + $0 }) {
+                skipValue = !argument.contains("=")
+                continue
+            }
+            kept.append(argument)
+        }
+        if arguments.first == "run" { kept.removeFirst() }
+        let workers = command.load.workers == 0 ? max(1, System.availableCPUs / count) : command.load.workers
+        if command.load.workers == 0 { kept += ["-workers", "\(workers)"] }
+        Output.line("PyStrands WebSocket performance test (Strands perftest): \(command.clients) clients over \(count) processes "
+            + "of \(workers) loop\(workers == 1 ? "" : "s") each" + (command.rate.map { ", \(Int($0.rounded())) msg/s in all" } ?? ""))
+        var children: [(pid: pid_t, file: String)] = []
+        for index in 0..<count {
+            let clients = command.clients / count + (index < command.clients % count ? 1 : 0)
+            let file = "\(directory)/\(index).json"
+            var child = ["run"] + kept + ["-clients", "\(clients)", "-json", file]
+            if let rate = command.rate { child += ["-rate", "\(rate * Double(clients) / Double(command.clients))"] }
+            do {
+                children.append((try Spawn.start(executable: Spawn.executablePath, arguments: child, discardOutput: true), file))
+            } catch {
+                for started in children { kill(started.pid, SIGTERM) }
+                die("perftest", "-procs: cannot start a process: \(error)")
+            }
+        }
+        // Wait for all, passing a stop request on once.
+        var statuses: [Int32] = Array(repeating: -1, count: count)
+        var passedOn = false
+        while statuses.contains(-1) {
+            for (index, child) in children.enumerated() where statuses[index] == -1 {
+                var status: Int32 = 0
+                if waitpid(child.pid, &status, WNOHANG) == child.pid { statuses[index] = status }
+            }
+            if let signal = Interrupt.signal, !passedOn {
+                passedOn = true
+                for (index, child) in children.enumerated() where statuses[index] == -1 { kill(child.pid, signal) }
+            }
+            _ = Interrupt.sleep(until: Clock.nanoseconds() + 20_000_000)
+            if Interrupt.signal != nil { usleep(20_000) }
+        }
+        var reports: [Report] = []
+        for (index, child) in children.enumerated() {
+            do {
+                reports.append(try Report.read(from: child.file))
+            } catch {
+                Output.error("perftest: -procs: process \(index + 1) of \(count) left no result (exit status \(statuses[index])): \(error)")
+            }
+            unlink(child.file)
+        }
+        guard !reports.isEmpty else { die("perftest", "-procs: no process left a result") }
+        let merged: Report
+        do {
+            merged = try Report.merged(reports, files: children.map(\.file))
+        } catch {
+            die("perftest", "-procs: \(error)")
+        }
+        merged.printText()
+        let passed = Threshold.report((try? command.thresholds.parsed()) ?? [], for: merged)
+        if let path = command.load.json {
+            do { try merged.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
+        }
+        if let path = command.report {
+            do { try HTMLReport.write(merged, to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
+        }
+        if let signal = Interrupt.signal { exit(128 + signal) }
+        if reports.count < count { exit(1) }
+        if !passed { exit(Threshold.exitCode) }
+        if merged.stats.connected == 0 { exit(1) }
         exit(0)
     }
 
