@@ -27,6 +27,8 @@ struct RunOptions: Sendable {
     var hold = false
     /// echo: messages per second in all, open loop (nil: each client keeps `window` in flight).
     var rate: Double?
+    /// connect: connections opened per second in all, open loop (nil: each client reopens at once).
+    var connectRate: Double?
 }
 
 /// One loop's share of a run: its clients, its histogram, its counts. Loop-confined; the runner talks to
@@ -51,6 +53,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
     /// `options.rate != nil`, as a plain flag for the per-message paths.
     let paced: Bool
     var pacerTimer: LoopTimer?
+    /// `-connect-rate`: slots with no connection open or opening, for the pacer to open.
+    var freeSlots: [Int] = []
     @exclusivity(unchecked) var paceBehind = false
     @exclusivity(unchecked) var sentAt: [InFlight] = []
     @exclusivity(unchecked) var serviceTimes = LatencyCounts(highestTrackableValue: LoopRun.highestLatency)
@@ -177,7 +181,12 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         self.clients.free()
         self.clients = ClientTable(capacity: indices.count)
         let interval = self.options.clients > 1 ? self.options.rampup / Double(self.options.clients) : 0
-        if interval <= 0 {
+        if self.options.connectRate != nil {
+            // -connect-rate: the slots wait, free, for the pacer to open them.
+            for index in indices { self.addClient(index) }
+            self.freeSlots = Array(self.clients.indices.reversed())
+            self.startConnectPacing()
+        } else if interval <= 0 {
             for index in indices { self.connect(index, configuration: configuration) }
         } else {
             // One timer per loop walks the schedule; never one per client.
@@ -218,6 +227,12 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
 
     private func connect(_ index: Int, configuration: WebSocketConfiguration) {
         guard self.sending else { return }
+        self.open(self.addClient(index), index: index)
+    }
+
+    /// Client `index`'s state, in the next slot; returns the slot.
+    @discardableResult
+    private func addClient(_ index: Int) -> Int {
         let slot = self.clients.count
         self.clients.append(ClientState(firstID: UInt64(index)))
         self.sockets.append(nil)
@@ -230,11 +245,11 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             self.openingSince.append(0)
             self.openedOnce.append(false)
         }
-        self.open(slot, index: index)
+        return slot
     }
 
     /// Opens client `slot`'s connection (again, in connect mode).
-    private func open(_ slot: Int, index: Int) {
+    func open(_ slot: Int, index: Int) {
         let url = self.options.mode == .fanout ? "\(self.options.url)/\(index % self.options.rooms)" : self.options.url
         let connecting = self.options.mode == .connect
         if connecting {
@@ -267,7 +282,9 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
                 }
                 self.live.set(errors: self.stats.errors)
                 self.firstError = self.firstError ?? error.description
-                if connecting && self.sending && !self.options.hold {
+                if connecting && self.options.connectRate != nil {
+                    self.freeSlots.append(slot)  // The pacer opens it again, in its turn.
+                } else if connecting && self.sending && !self.options.hold {
                     // The next try after a pause: a refusing server is not met with a busy loop.
                     self.loop.scheduleTimer(after: .milliseconds(10)) { [weak self] in
                         guard let self, self.sending else { return }
@@ -373,7 +390,11 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             }
             self.clients[slot].closedByUs = false
             self.sockets[slot] = nil
-            self.open(slot, index: Int(self.clients[slot].nextID))
+            if self.options.connectRate != nil {
+                self.freeSlots.append(slot)
+            } else {
+                self.open(slot, index: Int(self.clients[slot].nextID))
+            }
             return
         }
         if !self.clients[slot].closedByUs {

@@ -81,6 +81,8 @@ extension Report {
         // -rate: the runs' rates add up, and their service times as the latencies do.
         let rates = reports.compactMap(\.rate)
         merged.rate = rates.count == reports.count ? rates.reduce(0, +) : nil
+        let connectRates = reports.compactMap(\.connectRate)
+        merged.connectRate = connectRates.count == reports.count ? connectRates.reduce(0, +) : nil
         var service = LoopRun.makeHistogram()
         for (report, file) in zip(reports, files) {
             guard let encoded = report.serviceHistogram else { continue }

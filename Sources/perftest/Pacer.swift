@@ -100,6 +100,31 @@ extension LoopRun {
         self.paceBehind = pacer.scheduled < due
     }
 
+    /// Starts this loop's share of `-connect-rate`, now: each turn opens what is due on free slots
+    /// (a slot is free until its connection opens, and again once it has closed or failed).
+    func startConnectPacing() {
+        guard let rate = self.options.connectRate else { return }
+        let share = Double(self.clients.count) / Double(max(self.options.clients, 1))
+        self.pacer = Pacer(start: Clock.nanoseconds(), perSecond: rate * share)
+        self.pacerTimer = self.loop.scheduleTimer(after: .milliseconds(1), repeating: .milliseconds(1)) { [unowned self] in
+            self.paceConnects()
+        }
+        self.paceConnects()
+    }
+
+    func paceConnects() {
+        guard self.sending, var pacer = self.pacer else { return }
+        pacer.advance(to: Clock.nanoseconds())
+        while pacer.scheduled < pacer.dueCount, let slot = self.freeSlots.popLast() {
+            pacer.scheduled += 1
+            self.open(slot, index: Int(self.clients[slot].nextID))
+        }
+        // Held connections: once every slot is open or opening there is nothing left to open, not a backlog.
+        pacer.backlog = self.options.hold && self.freeSlots.isEmpty ? 0 : pacer.dueCount - pacer.scheduled
+        pacer.maxBacklog = max(pacer.maxBacklog, pacer.backlog)
+        self.pacer = pacer
+    }
+
     /// Sending stops: the backlog left is counted.
     func stopPacing() {
         self.pacerTimer?.cancel()

@@ -126,12 +126,12 @@ struct LoadOptions: ParsableArguments {
     }
 
     func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil, serverPID: Int32? = nil,
-                    rate: Double? = nil) -> RunOptions {
+                    rate: Double? = nil, connectRate: Double? = nil) -> RunOptions {
         RunOptions(url: url ?? self.url(for: mode), clients: clients, duration: duration, mode: mode, payload: self.payload,
                    rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window(for: mode),
                    serverPID: serverPID ?? self.serverPID, compression: self.compression, data: self.data, rooms: self.rooms,
                    trust: self.insecure ? .insecureNoVerification : self.tlsCA.map { .file($0) } ?? .system, hold: self.hold,
-                   rate: rate)
+                   rate: rate, connectRate: connectRate)
     }
 }
 
@@ -167,6 +167,10 @@ struct RunCommand: ParsableCommand {
     @Option(name: [.customLong("mode", withSingleDash: true), .long], help: "pingpong, echo, blast, fanout (rooms, with -rooms) or connect (handshakes; -hold keeps them open).")
     var mode = Mode.echo
 
+    @Option(name: [.customLong("connect-rate", withSingleDash: true), .long],
+            help: "connect: open this many connections per second in all (each handshake timed), on the -clients slots free at the time; with -hold they stay open.")
+    var connectRate: Double?
+
     @Option(name: [.customLong("rate", withSingleDash: true), .long],
             help: "echo: open loop at this many messages per second in all, spread over clients and loops; latency counts from each message's intended send time (coordinated omission corrected), service time alongside.")
     var rate: Double?
@@ -193,6 +197,10 @@ struct RunCommand: ParsableCommand {
         guard (1...1_000_000).contains(self.clients) else { throw ValidationError("-clients \(self.clients): expected 1...1000000") }
         guard self.duration > 0 && self.duration <= 86400 else { throw ValidationError("-duration \(self.duration): expected (0, 86400] s") }
         if self.load.hold && self.mode != .connect { throw ValidationError("-hold is for -mode connect") }
+        if let rate = self.connectRate {
+            guard rate > 0 && rate <= 1_000_000 else { throw ValidationError("-connect-rate \(rate): expected (0, 1000000] connections/s") }
+            guard self.mode == .connect else { throw ValidationError("-connect-rate is for -mode connect") }
+        }
         guard (1...256).contains(self.procs) else { throw ValidationError("-procs \(self.procs): expected 1...256") }
         if self.procs > self.clients { throw ValidationError("-procs \(self.procs): more processes than -clients \(self.clients)") }
         if self.procs > 1 && self.mode == .fanout {

@@ -9,7 +9,8 @@ enum PerfTestMain {
         if command.procs > 1 { Self.processes(command) }
         let load = command.load
         let group = Self.makeGroup(workers: load.workers, clients: command.clients)
-        let options = load.runOptions(clients: command.clients, duration: command.duration, mode: command.mode, rate: command.rate)
+        let options = load.runOptions(clients: command.clients, duration: command.duration, mode: command.mode, rate: command.rate,
+                                      connectRate: command.connectRate)
         Interrupt.install()  // Before the banner: whoever reads it may signal at once.
         Output.line("PyStrands WebSocket performance test (Strands perftest)")
         Output.line("Target: \(options.url)  Mode: \(options.mode.rawValue)  Clients: \(options.clients)  "
@@ -49,7 +50,7 @@ enum PerfTestMain {
                 continue
             }
             let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
-            if ["procs", "json", "report", "threshold", "clients", "rate"].contains(where: { name == "-" + $0 || name == "--" + $0 }) {
+            if ["procs", "json", "report", "threshold", "clients", "rate", "connect-rate"].contains(where: { name == "-" + $0 || name == "--" + $0 }) {
                 skipValue = !argument.contains("=")
                 continue
             }
@@ -66,6 +67,7 @@ enum PerfTestMain {
             let file = "\(directory)/\(index).json"
             var child = ["run"] + kept + ["-clients", "\(clients)", "-json", file]
             if let rate = command.rate { child += ["-rate", "\(rate * Double(clients) / Double(command.clients))"] }
+            if let rate = command.connectRate { child += ["-connect-rate", "\(rate * Double(clients) / Double(command.clients))"] }
             do {
                 children.append((try Spawn.start(executable: Spawn.executablePath, arguments: child, discardOutput: true), file))
             } catch {

@@ -57,6 +57,8 @@ struct Report: Codable, Sendable {
     /// `-rate`: messages per second asked for; service times (reply less real send; ``latency`` counts
     /// from each message's intended send time), and their histogram.
     var rate: Double?
+    /// `-connect-rate`: connections per second asked for.
+    var connectRate: Double?
     var serviceTime: Latency?
     var serviceHistogram: String?
 
@@ -127,6 +129,7 @@ struct Report: Codable, Sendable {
         self.stoppedBy = result.interruptedBy.map(Interrupt.name(of:))
         self.histogram = h.totalCount > 0 ? HistogramCodec.encode(h) : nil
         self.rate = result.options.rate
+        self.connectRate = result.options.connectRate
         if let service = result.serviceHistogram, service.totalCount > 0 {
             self.serviceTime = Self.latency(of: service, sumNanoseconds: 0)
             self.serviceTime?.meanMs = service.mean / 1e6
@@ -218,6 +221,12 @@ struct Report: Codable, Sendable {
             Output.line("\(name) p99:     \(fixed(l.p99Ms, 3))ms")
             Output.line("\(name) p99.9:   \(fixed(l.p999Ms, 3))ms")
             Output.line("\(name) max:     \(fixed(l.maxMs, 3))ms")
+        }
+        if let rate = self.connectRate {
+            let opened = self.setupSeconds > 0 && self.hold == true ? Double(s.received) / self.setupSeconds : self.sentPerSecond
+            Output.line("Connect rate:    asked \(Int(rate.rounded()))/s, started \(Int(opened.rounded()))/s "
+                + "(\(fixed(opened / rate * 100, 1))%), backlog at end \(s.backlogAtEnd) (largest \(s.maxBacklog); "
+                + "a backlog is openings due with every -clients slot busy)")
         }
         if let rate = self.rate {
             let held = self.sentPerSecond / rate

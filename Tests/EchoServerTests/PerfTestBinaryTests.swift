@@ -289,7 +289,7 @@ struct PerfTestBinaryTests {
         ["-mode", "flood"], ["-clients", "0"], ["-host", "nocolon"], ["-duration", "-1"], ["-payload", "x"], ["--nope"],
         ["-server-pid", "0"], ["-threshold", "p99~5ms"], ["-threshold", "latency<5ms"], ["-threshold", "p99<fast"],
         ["merge"], ["merge", "/nonexistent/a.json"], ["-rate", "0"], ["-rate", "1000", "-mode", "pingpong"], ["-rate", "x"],
-        ["-procs", "0"], ["-procs", "5", "-clients", "4"],
+        ["-procs", "0"], ["-procs", "5", "-clients", "4"], ["-connect-rate", "10"], ["-mode", "connect", "-connect-rate", "0"],
     ])
     func badFlags(arguments: [String]) throws {
         let (status, output, errors) = try run("perftest", arguments)
@@ -450,6 +450,46 @@ struct PerfTestBinaryTests {
         #expect(abs(Double(r.stats.sent) - 3000) < 150, "sent \(r.stats.sent) in 1 s at 3,000/s")
         #expect(r.latency?.samples == r.stats.received)
         #expect(output.contains("Rate:            asked 3000 msg/s"))
+    }
+
+    struct ConnectResult: Decodable {
+        struct Stats: Decodable { var sent, received, refused, handshakeFailed, connected, backlogAtEnd: Int }
+        var stats: Stats
+        var connectRate: Double?
+        var receivedPerSecond: Double
+    }
+
+    func connectRun(_ arguments: [String]) throws -> (Int32, String, ConnectResult?) {
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("connect-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: json) }
+        let (status, output, _) = try run("perftest", ["-mode", "connect"] + arguments + ["-json", json.path])
+        return (status, output, (try? Data(contentsOf: json)).flatMap { try? JSONDecoder().decode(ConnectResult.self, from: $0) })
+    }
+
+    @Test("-connect-rate opens at its rate; refusals and refused handshakes are counted by cause")
+    func connectRate() throws {
+        let server = try ServerProcess(["-quiet"])
+        defer { server.stop() }
+        let (status, output, result) = try self.connectRun(["-host", "127.0.0.1:\(server.port)", "-clients", "20", "-duration", "2",
+                                                            "-connect-rate", "300"])
+        #expect(status == 0)
+        let r = try #require(result)
+        #expect(r.connectRate == 300)
+        #expect(abs(Double(r.stats.received) - 600) < 30, "opened \(r.stats.received) in 2 s at 300/s")
+        #expect(r.stats.backlogAtEnd == 0)
+        #expect(output.contains("Connect rate:    asked 300/s"))
+        // A path the server refuses to upgrade (404): every opening is a failed handshake.
+        let (_, _, refusedPath) = try self.connectRun(["-host", "127.0.0.1:\(server.port)", "-path", "/nope", "-clients", "5",
+                                                       "-duration", "0.5", "-connect-rate", "100"])
+        let h = try #require(refusedPath)
+        #expect(h.stats.handshakeFailed >= 40 && h.stats.received == 0 && h.stats.refused == 0, "\(h.stats)")
+        // Nothing listening: every opening is refused.
+        let closed = try ServerProcess(["-quiet"])
+        let port = closed.port
+        closed.stop()
+        let (_, _, nobody) = try self.connectRun(["-host", "127.0.0.1:\(port)", "-clients", "5", "-duration", "0.5", "-connect-rate", "100"])
+        let n = try #require(nobody)
+        #expect(n.stats.refused >= 40 && n.stats.received == 0 && n.stats.handshakeFailed == 0, "\(n.stats)")
     }
 
     @Test("a negative value is checked as a value, as Go's flag package reads it")
