@@ -29,6 +29,10 @@ struct RunOptions: Sendable {
     var rate: Double?
     /// connect: connections opened per second in all, open loop (nil: each client reopens at once).
     var connectRate: Double?
+    /// Loopback targets with more clients than one source address has ports for: client g (counting
+    /// every process's, from `clientOffset`) connects from 127.0.0.(1 + g / 25,000).
+    var spreadSources = false
+    var clientOffset = 0
 }
 
 /// One loop's share of a run: its clients, its histogram, its counts. Loop-confined; the runner talks to
@@ -147,6 +151,9 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
         for index in self.sentAt.indices { self.sentAt[index].free() }
     }
 
+    /// Connections per loopback source address when they are spread (about 28,000 ephemeral ports each).
+    static let clientsPerSource = 25_000
+
     /// The longest latency a histogram holds: 60 s (the reply timeout is far shorter).
     static let highestLatency: UInt64 = 60_000_000_000
 
@@ -256,7 +263,8 @@ final class LoopRun: @unchecked Sendable {  // Safe: all but `live` is touched o
             self.openingSince[slot] = Clock.nanoseconds()
             self.countSent(bytes: 0)
         }
-        WebSocketClient.connect(to: url, on: self.loop, configuration: self.configuration, handler: self) { result in
+        let source = self.options.spreadSources ? "127.0.0.\(1 + (self.options.clientOffset + index) / LoopRun.clientsPerSource)" : nil
+        WebSocketClient.connect(to: url, on: self.loop, configuration: self.configuration, localAddress: source, handler: self) { result in
             switch result {
             case .success(let socket):
                 socket.userData = UInt64(slot)

@@ -114,6 +114,13 @@ struct LoadOptions: ParsableArguments {
         }
     }
 
+    /// The target is 127.x.x.x or localhost: its clients may connect from several loopback addresses.
+    var isLoopbackIPv4: Bool {
+        let host = self.target
+        let name = String(host[..<(host.lastIndex(of: ":") ?? host.endIndex)])
+        return name == "localhost" || name.hasPrefix("127.")
+    }
+
     /// `ws://host:port/path`, with a bare IPv6 address bracketed.
     var url: String { self.url(for: .echo) }
 
@@ -126,12 +133,13 @@ struct LoadOptions: ParsableArguments {
     }
 
     func runOptions(clients: Int, duration: Double, mode: Mode, url: String? = nil, serverPID: Int32? = nil,
-                    rate: Double? = nil, connectRate: Double? = nil) -> RunOptions {
+                    rate: Double? = nil, connectRate: Double? = nil, totalClients: Int? = nil, clientOffset: Int = 0) -> RunOptions {
         RunOptions(url: url ?? self.url(for: mode), clients: clients, duration: duration, mode: mode, payload: self.payload,
                    rampup: Double(self.rampup) / 1000, timeout: self.timeout, grace: self.grace, window: self.window(for: mode),
                    serverPID: serverPID ?? self.serverPID, compression: self.compression, data: self.data, rooms: self.rooms,
                    trust: self.insecure ? .insecureNoVerification : self.tlsCA.map { .file($0) } ?? .system, hold: self.hold,
-                   rate: rate, connectRate: connectRate)
+                   rate: rate, connectRate: connectRate,
+                   spreadSources: self.isLoopbackIPv4 && (totalClients ?? clients) > LoopRun.clientsPerSource, clientOffset: clientOffset)
     }
 }
 
@@ -178,6 +186,12 @@ struct RunCommand: ParsableCommand {
     @Option(name: [.customLong("report", withSingleDash: true), .long],
             help: "Also write an HTML report to this file: one self-contained page (percentile curve, throughput, p99 and errors over time, settings).")
     var report: String?
+
+    /// `-procs`' processes: where this one's clients start among all, and how many there are in all.
+    @Option(name: [.customLong("client-offset", withSingleDash: true)], help: .hidden)
+    var clientOffset = 0
+    @Option(name: [.customLong("total-clients", withSingleDash: true)], help: .hidden)
+    var totalClients: Int?
 
     @Option(name: [.customLong("procs", withSingleDash: true), .long],
             help: "Run the clients (and -rate) split over this many perftest processes, their results merged: past one process's open-file limit.")

@@ -10,7 +10,8 @@ enum PerfTestMain {
         let load = command.load
         let group = Self.makeGroup(workers: load.workers, clients: command.clients)
         let options = load.runOptions(clients: command.clients, duration: command.duration, mode: command.mode, rate: command.rate,
-                                      connectRate: command.connectRate)
+                                      connectRate: command.connectRate, totalClients: command.totalClients,
+                                      clientOffset: command.clientOffset)
         Interrupt.install()  // Before the banner: whoever reads it may signal at once.
         Output.line("PyStrands WebSocket performance test (Strands perftest)")
         Output.line("Target: \(options.url)  Mode: \(options.mode.rawValue)  Clients: \(options.clients)  "
@@ -50,7 +51,7 @@ enum PerfTestMain {
                 continue
             }
             let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
-            if ["procs", "json", "report", "threshold", "clients", "rate", "connect-rate"].contains(where: { name == "-" + $0 || name == "--" + $0 }) {
+            if ["procs", "json", "report", "threshold", "clients", "rate", "connect-rate", "client-offset", "total-clients"].contains(where: { name == "-" + $0 || name == "--" + $0 }) {
                 skipValue = !argument.contains("=")
                 continue
             }
@@ -65,7 +66,9 @@ enum PerfTestMain {
         for index in 0..<count {
             let clients = command.clients / count + (index < command.clients % count ? 1 : 0)
             let file = "\(directory)/\(index).json"
-            var child = ["run"] + kept + ["-clients", "\(clients)", "-json", file]
+            let offset = (0..<index).reduce(0) { $0 + command.clients / count + ($1 < command.clients % count ? 1 : 0) }
+            var child = ["run"] + kept + ["-clients", "\(clients)", "-json", file, "-client-offset", "\(offset)",
+                                         "-total-clients", "\(command.clients)"]
             if let rate = command.rate { child += ["-rate", "\(rate * Double(clients) / Double(command.clients))"] }
             if let rate = command.connectRate { child += ["-connect-rate", "\(rate * Double(clients) / Double(command.clients))"] }
             do {

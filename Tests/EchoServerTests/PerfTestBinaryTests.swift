@@ -492,6 +492,37 @@ struct PerfTestBinaryTests {
         #expect(n.stats.refused >= 40 && n.stats.received == 0 && n.stats.handshakeFailed == 0, "\(n.stats)")
     }
 
+    /// Echoes, and notes each connection's peer address.
+    final class PeerEcho: WebSocketHandler {
+        let peers = Mutex<[String]>([])
+        func webSocketDidOpen(_ socket: WebSocket, request: HTTPRequest) {
+            let host = socket.remoteAddress?.host ?? "?"
+            self.peers.withLock { $0.append(host) }
+        }
+        func webSocket(_ socket: WebSocket, didReceive message: WebSocketMessage) { socket.send(message.opcode, message.bytes) }
+    }
+
+    @Test("past 25,000 clients in all against loopback, clients connect from 127.0.0.1, .2, … 25,000 each")
+    func sourceAddresses() throws {
+        let group = try LoopGroup(loopCount: 1)
+        defer { group.shutdown() }
+        let handler = PeerEcho()
+        let server = WebSocketServer(group: group, configuration: WebSocketConfiguration(), handler: handler)
+        let port = try server.listen(host: "127.0.0.1", port: 0).port
+        // As the last 5 and the first 5 of two neighbouring addresses' shares in a -procs run of 30,000.
+        let (status, output, errors) = try run("perftest", ["-host", "127.0.0.1:\(port)", "-clients", "10", "-duration", "0.5",
+                                                           "-client-offset", "24995", "-total-clients", "30000"])
+        #expect(status == 0, "\(errors)")
+        #expect(output.contains("Connected:       10/10"))
+        let peers = handler.peers.withLock { $0 }
+        #expect(peers.filter { $0 == "127.0.0.1" }.count == 5)
+        #expect(peers.filter { $0 == "127.0.0.2" }.count == 5)
+        // Below the threshold everyone connects from the kernel's choice, 127.0.0.1.
+        handler.peers.withLock { $0.removeAll() }
+        _ = try run("perftest", ["-host", "127.0.0.1:\(port)", "-clients", "4", "-duration", "0.2"])
+        #expect(handler.peers.withLock { $0 } == Array(repeating: "127.0.0.1", count: 4))
+    }
+
     @Test("a negative value is checked as a value, as Go's flag package reads it")
     func negativeValue() throws {
         let (status, _, errors) = try run("perftest", ["-duration", "-1"])

@@ -36,16 +36,20 @@ extension TCPStream {
 extension TCPConnection {
     /// Connects like ``TCPStream/connect(on:host:port:timeout:_:)``, into an object `make` creates for
     /// each attempt (a protocol connection that subclasses this class).
+    /// `source`: the local address to connect from (port 0: any), for a client that needs more ports
+    /// than one address has, say.
     package static func connect(
         on loop: Loop,
         host: String,
         port: Int,
         timeout: Duration?,
+        source: SocketAddress? = nil,
         make: @escaping (Loop) throws(UVError) -> TCPConnection,
         _ completion: @escaping (Result<TCPConnection, UVError>) -> Void
     ) {
         loop.assertInLoop()
         let attempt = ConnectAttempt(loop: loop, host: host, make: make, completion: completion)
+        attempt.source = source
         if let timeout {
             attempt.timer = loop.scheduleTimer(after: timeout) { [attempt] in attempt.timedOut() }
         }
@@ -73,6 +77,7 @@ private final class ConnectAttempt {
     var currentAddress: SocketAddress?
     var timer: LoopTimer?
     var lastError: UVError?
+    var source: SocketAddress?
 
     init(loop: Loop, host: String, make: @escaping (Loop) throws(UVError) -> TCPConnection,
          completion: @escaping (Result<TCPConnection, UVError>) -> Void) {
@@ -99,6 +104,16 @@ private final class ConnectAttempt {
         }
         self.current = stream
         self.currentAddress = address
+        if let source = self.source, source.isIPv6 == address.isIPv6 {
+            let bound = source.withSockAddr { uv_tcp_bind(stream.handle, $0, 0) }
+            if bound < 0 {
+                stream.tcpClose()
+                self.current = nil
+                self.lastError = UVError(code: bound, context: "bind \(source) to connect to \(address)")
+                self.tryNext()
+                return
+            }
+        }
         let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         request.pointee.data = Unmanaged.passRetained(self).toOpaque()
         let rc = address.withSockAddr { sockaddr in

@@ -6,6 +6,8 @@ public enum WebSocketClient {
     ///   - headers: Extra request headers (cookies, authorization, …).
     ///   - subprotocols: Offered in `Sec-WebSocket-Protocol`; the server may pick one
     ///     (``WebSocket/subprotocol``) or none.
+    ///   - localAddress: A numeric address to connect from (any port), e.g. one of several loopback
+    ///     addresses when one has too few ephemeral ports for all the connections a load test opens.
     ///   - completion: Runs on `loop` with the open connection, before the handler's
     ///     ``WebSocketHandler/webSocketDidOpen(_:request:)``, or with why it failed.
     public static func connect(
@@ -14,6 +16,7 @@ public enum WebSocketClient {
         configuration: WebSocketConfiguration = WebSocketConfiguration(),
         headers: HTTPHeaders = HTTPHeaders(),
         subprotocols: [String] = [],
+        localAddress: String? = nil,
         handler: any WebSocketHandler,
         completion: @escaping (Result<WebSocket, WebSocketError>) -> Void
     ) {
@@ -28,9 +31,17 @@ public enum WebSocketClient {
             completion(.failure(.invalidURL("'\(url)': wss:// needs configuration.tls (a TLSContext.client() from StrandsTLS)")))
             return
         }
+        var source: SocketAddress?
+        if let localAddress {
+            guard let address = try? SocketAddress(ip: localAddress, port: 0) else {
+                completion(.failure(.invalidURL("local address '\(localAddress)': not a numeric address")))
+                return
+            }
+            source = address
+        }
         let context = WebSocketLoopContext.on(loop)
         let registry = context.clientRegistry(handler: handler, configuration: configuration)
-        TCPConnection.connect(on: loop, host: target.host, port: target.port, timeout: configuration.connectTimeout,
+        TCPConnection.connect(on: loop, host: target.host, port: target.port, timeout: configuration.connectTimeout, source: source,
                               make: { loop throws(UVError) in try WebSocket(loop: loop, role: .client, registry: registry) }
         ) { result in
             switch result {
