@@ -93,6 +93,27 @@ fail:;
     return -err;
 }
 
+/* A client socket bound to a local address before its connect, its port chosen at connect time
+ * (IP_BIND_ADDRESS_NO_PORT): so the kernel picks a port free for the whole 4-tuple, and does not walk
+ * every bound socket at bind time (a bind to port 0 slows down with tens of thousands of them). */
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+static inline int cuv_client_socket(const struct sockaddr *addr) {
+    int family = addr->sa_family;
+    socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int on = 1;
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof(on));  /* Linux 4.2 and later */
+    if (bind(fd, addr, len) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
 /* getaddrinfo's EAI_* codes as libuv's UV_EAI_* codes (libuv keeps its own
  * translation private). */
 static inline int cuv_translate_eai(int rc) {

@@ -105,7 +105,12 @@ private final class ConnectAttempt {
         self.current = stream
         self.currentAddress = address
         if let source = self.source, source.isIPv6 == address.isIPv6 {
-            let bound = source.withSockAddr { uv_tcp_bind(stream.handle, $0, 0) }
+            var bound = source.withSockAddr { cuv_client_socket($0) }
+            if bound >= 0 {
+                let fd = bound
+                bound = uv_tcp_open(stream.handle, uv_os_sock_t(fd))
+                if bound < 0 { _ = cuv_close_fd(fd) }
+            }
             if bound < 0 {
                 stream.tcpClose()
                 self.current = nil
