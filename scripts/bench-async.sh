@@ -22,13 +22,8 @@ build_products release echoserver
 BUILD_PACKAGE=Examples build_products release async-echo
 CALLBACK="$(swift build -c release --show-bin-path)/echoserver"
 ASYNC="$(swift build -c release --package-path Examples --show-bin-path)/async-echo"
-mkdir -p .build-yardsticks
-cc -O2 -std=gnu11 -DWS -o .build-yardsticks/ws-pingpong "$YARDSTICKS/pingpong.c"
-CLIENT=.build-yardsticks/ws-pingpong
-
-pids=()
-cleanup() { for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
+CLIENT=$(ws_client)
+kill_on_exit
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 callback_port=$(free_port)

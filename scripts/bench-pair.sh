@@ -23,13 +23,8 @@ SIZE=${SIZE:-64}
 SHAPE=${SHAPE:--m window -c 500 -w 16}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-mkdir -p .build-yardsticks
-cc -O2 -std=gnu11 -DWS -o .build-yardsticks/ws-pingpong "$YARDSTICKS/pingpong.c"
-CLIENT=.build-yardsticks/ws-pingpong
-
-pids=()
-cleanup() { for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
+CLIENT=$(ws_client)
+kill_on_exit
 ports=()
 for command in "$1" "$2"; do
     port=$(free_port)

@@ -44,3 +44,16 @@ python_venv() {
         "$VENV/bin/python" -c "import $module" 2>/dev/null || "$VENV/bin/pip" install -q "$module"
     done
 }
+
+# ws_client: builds the lean C WebSocket client (ws-pingpong) from $YARDSTICKS/pingpong.c and prints its path.
+ws_client() {
+    mkdir -p .build-yardsticks
+    cc -O2 -std=gnu11 -DWS -o .build-yardsticks/ws-pingpong "$YARDSTICKS/pingpong.c"
+    echo .build-yardsticks/ws-pingpong
+}
+
+# kill_on_exit: the pids in the array `pids` are killed when the script exits.
+kill_on_exit() {
+    pids=()
+    trap 'for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done' EXIT
+}

@@ -17,6 +17,26 @@ public enum Spawn {
         return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// `arguments` without the options `names` (written `-name value`, `--name value`, `-name=value` or
+    /// `--name=value`): what a tool passes on to processes of its own that get those options their way.
+    public static func arguments(_ arguments: [String], without names: [String]) -> [String] {
+        var kept: [String] = []
+        var skipValue = false
+        for argument in arguments {
+            if skipValue {
+                skipValue = false
+                continue
+            }
+            let flag = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+            if names.contains(where: { flag == "-" + $0 || flag == "--" + $0 }) {
+                skipValue = !argument.contains("=")
+                continue
+            }
+            kept.append(argument)
+        }
+        return kept
+    }
+
     /// Starts `executable` with `arguments`; with `discardOutput`, its standard output goes to
     /// /dev/null (its standard error stays the caller's). Returns its pid.
     public static func start(executable: String, arguments: [String], discardOutput: Bool = false) throws(Failure) -> pid_t {

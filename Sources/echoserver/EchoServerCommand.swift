@@ -122,20 +122,6 @@ struct EchoServerCommand: ParsableCommand {
     /// `-parent-pid`, then the port the first process listens on, `-shared-port`, and its pid as their
     /// parent (so that they end with it).
     static func workerArguments(_ arguments: [String], port: Int, parent: Int32) -> [String] {
-        var kept: [String] = []
-        var skipValue = false
-        for argument in arguments {
-            if skipValue {
-                skipValue = false
-                continue
-            }
-            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
-            if ["-procs", "--procs", "-port", "--port", "-parent-pid", "--parent-pid"].contains(name) {
-                skipValue = !argument.contains("=")
-                continue
-            }
-            kept.append(argument)
-        }
-        return kept + ["-port", "\(port)", "-shared-port", "-parent-pid", "\(parent)", "-quiet"]
+        Spawn.arguments(arguments, without: ["procs", "port", "parent-pid"]) + ["-port", "\(port)", "-shared-port", "-parent-pid", "\(parent)", "-quiet"]
     }
 }

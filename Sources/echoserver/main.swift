@@ -59,7 +59,7 @@ enum EchoServer {
                         Output.error("echoserver: second signal, exiting now")
                         exit(128 + signo)
                     }
-                    for child in children.withLock({ $0 }) where child > 0 { kill(child, signo) }
+                    for child in children.withLock({ $0 }) { kill(child, signo) }
                     logger.info("shutting down: closing connections with 1001", metadata: ["open": "\(server.statistics().open)"])
                     server.stopListening()
                     server.closeAll(code: .goingAway, reason: "server shutting down") { finished.signal() }
@@ -69,7 +69,7 @@ enum EchoServer {
                         }
                         group.shutdown()
                         // The set's other processes close theirs in their own grace period.
-                        for child in children.withLock({ $0 }) where child > 0 { var status: Int32 = 0; _ = waitpid(child, &status, 0) }
+                        for child in children.withLock({ $0 }) { var status: Int32 = 0; _ = waitpid(child, &status, 0) }
                         logger.info("stopped")
                         exit(0)
                     }
@@ -114,9 +114,8 @@ enum EchoServer {
                                                                   port: listener.address.port, parent: getpid())
                 for _ in 1..<options.procs {
                     do {
-                        children.withLock { $0.append(0) }
                         let pid = try Spawn.start(executable: Spawn.executablePath, arguments: arguments, discardOutput: true)
-                        children.withLock { $0[$0.count - 1] = pid }
+                        children.withLock { $0.append(pid) }
                     } catch {
                         die("echoserver", "-procs: cannot start another process: \(error)")
                     }

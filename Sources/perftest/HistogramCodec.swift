@@ -171,7 +171,7 @@ enum HistogramCodec {
     }
 
     private static func inflate(_ compressed: [UInt8]) throws(DecodeError) -> [UInt8] {
-        var capacity = max(4096, compressed.count * 8)
+        var capacity = min(max(4096, compressed.count * 8), Self.maxDecodedBytes)
         while true {
             var length = uLongf(capacity)
             var out = [UInt8](repeating: 0, count: capacity)

@@ -27,28 +27,34 @@ struct Pacer {
     var maxBacklog = 0
     var backlog = 0
 
-    init(start: UInt64, perSecond: Double) {
+    /// Whether the times things fell due are kept (`-rate`'s latencies count from them; connection
+    /// openings need only the counts).
+    let keepsTimes: Bool
+
+    init(start: UInt64, perSecond: Double, keepsTimes: Bool = true) {
         self.start = start
         self.perMillisecond = perSecond / 1000
+        self.keepsTimes = keepsTimes
     }
 
-    /// Brings the count of messages due up to `now`.
+    /// Brings the count of messages due up to `now` (and lets go of the times of those already sent).
     mutating func advance(to now: UInt64) {
+        while self.head < self.segments.count && self.segments[self.head].upTo <= self.scheduled { self.head += 1 }
+        if self.head > 64 && self.head * 2 > self.segments.count {
+            self.segments.removeFirst(self.head)
+            self.head = 0
+        }
         guard now >= self.start else { return }
         let slot = (now - self.start) / 1_000_000
         let due = Int((Double(slot + 1) * self.perMillisecond).rounded(.down))
         guard due > self.dueCount else { return }
         self.dueCount = due
-        self.segments.append((due, now))
+        if self.keepsTimes { self.segments.append((due, now)) }
     }
 
     /// When the next message to send fell due.
     mutating func dueTime() -> UInt64 {
         while self.segments[self.head].upTo <= self.scheduled { self.head += 1 }
-        if self.head > 64 && self.head * 2 > self.segments.count {
-            self.segments.removeFirst(self.head)
-            self.head = 0
-        }
         return self.segments[self.head].time
     }
 }
@@ -57,12 +63,17 @@ extension LoopRun {
     /// Starts this loop's share of `-rate`, now.
     func startPacing() {
         guard let rate = self.options.rate, self.sending else { return }
+        self.startPacer(rate: rate, keepsTimes: true) { $0.pace() }
+    }
+
+    /// This loop's share of `rate` from now, `turn` run every millisecond and once at once.
+    private func startPacer(rate: Double, keepsTimes: Bool, turn: @escaping (LoopRun) -> Void) {
         let share = Double(self.clients.count) / Double(max(self.options.clients, 1))
-        self.pacer = Pacer(start: Clock.nanoseconds(), perSecond: rate * share)
+        self.pacer = Pacer(start: Clock.nanoseconds(), perSecond: rate * share, keepsTimes: keepsTimes)
         self.pacerTimer = self.loop.scheduleTimer(after: .milliseconds(1), repeating: .milliseconds(1)) { [unowned self] in
-            self.pace()
+            turn(self)
         }
-        self.pace()
+        turn(self)
     }
 
     /// Sends what is due: each connected client with room its share, in one write.
@@ -104,12 +115,7 @@ extension LoopRun {
     /// (a slot is free until its connection opens, and again once it has closed or failed).
     func startConnectPacing() {
         guard let rate = self.options.connectRate else { return }
-        let share = Double(self.clients.count) / Double(max(self.options.clients, 1))
-        self.pacer = Pacer(start: Clock.nanoseconds(), perSecond: rate * share)
-        self.pacerTimer = self.loop.scheduleTimer(after: .milliseconds(1), repeating: .milliseconds(1)) { [unowned self] in
-            self.paceConnects()
-        }
-        self.paceConnects()
+        self.startPacer(rate: rate, keepsTimes: false) { $0.paceConnects() }
     }
 
     func paceConnects() {

@@ -20,18 +20,25 @@ enum PerfTestMain {
         let result = Runner.run(options, group: group, live: true)
         group.shutdown()
         let report = Report(result)
-        report.printText()
-        let passed = Threshold.report((try? command.thresholds.parsed()) ?? [], for: report)
-        if let path = load.json {
-            do { try report.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
-        }
-        if let path = command.report {
-            do { try HTMLReport.write(report, to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
-        }
+        let passed = Self.deliver(report, thresholds: command.thresholds, json: load.json, html: command.report)
         if let signal = result.interruptedBy { exit(128 + signal) }
         if !passed { exit(Threshold.exitCode) }
         if result.stats.connected == 0 { exit(1) }
         exit(0)
+    }
+
+    /// Prints `report` with the thresholds' verdicts, writes it as `json` and `html` if asked; returns
+    /// whether every threshold passed.
+    static func deliver(_ report: Report, thresholds: ThresholdOptions, json: String?, html: String?) -> Bool {
+        report.printText()
+        let passed = Threshold.report((try? thresholds.parsed()) ?? [], for: report)
+        if let path = json {
+            do { try report.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
+        }
+        if let path = html {
+            do { try HTMLReport.write(report, to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
+        }
+        return passed
     }
 
     /// `-procs N`: N perftest processes, each with its share of the clients (and of `-rate`) and of the
@@ -40,23 +47,12 @@ enum PerfTestMain {
         Interrupt.install()
         let count = command.procs
         let arguments = Array(CommandLine.arguments.dropFirst())
-        let directory = "/tmp/perftest-procs-\(getpid())"
-        mkdir(directory, 0o700)
-        defer { _ = rmdir(directory) }
-        var kept: [String] = []
-        var skipValue = false
-        for argument in arguments {
-            if skipValue {
-                skipValue = false
-                continue
-            }
-            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
-            if ["procs", "json", "report", "threshold", "clients", "rate", "connect-rate", "client-offset", "total-clients"].contains(where: { name == "-" + $0 || name == "--" + $0 }) {
-                skipValue = !argument.contains("=")
-                continue
-            }
-            kept.append(argument)
-        }
+        // The processes' results, in a directory of this run's own (mkdtemp: no name another user can take first).
+        var template = Array("\(FileManager.default.temporaryDirectory.path)/perftest-procs-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { die("perftest", "-procs: cannot make a directory for the results") }
+        let directory = String(cString: made)
+        var kept = Spawn.arguments(arguments, without: ["procs", "json", "report", "threshold", "clients", "rate", "connect-rate",
+                                                        "client-offset", "total-clients"])
         if arguments.first == "run" { kept.removeFirst() }
         let workers = command.load.workers == 0 ? max(1, System.availableCPUs / count) : command.load.workers
         if command.load.workers == 0 { kept += ["-workers", "\(workers)"] }
@@ -102,6 +98,7 @@ enum PerfTestMain {
             }
             unlink(child.file)
         }
+        rmdir(directory)
         guard !reports.isEmpty else { die("perftest", "-procs: no process left a result") }
         let merged: Report
         do {
@@ -109,14 +106,7 @@ enum PerfTestMain {
         } catch {
             die("perftest", "-procs: \(error)")
         }
-        merged.printText()
-        let passed = Threshold.report((try? command.thresholds.parsed()) ?? [], for: merged)
-        if let path = command.load.json {
-            do { try merged.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
-        }
-        if let path = command.report {
-            do { try HTMLReport.write(merged, to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
-        }
+        let passed = Self.deliver(merged, thresholds: command.thresholds, json: command.load.json, html: command.report)
         if let signal = Interrupt.signal { exit(128 + signal) }
         if reports.count < count { exit(1) }
         if !passed { exit(Threshold.exitCode) }
@@ -143,14 +133,7 @@ enum PerfTestMain {
             exit(2)
         }
         Output.line("PyStrands WebSocket performance test (Strands perftest): \(reports.count) runs merged")
-        merged.printText()
-        let passed = Threshold.report((try? command.thresholds.parsed()) ?? [], for: merged)
-        if let path = command.json {
-            do { try merged.writeJSON(to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
-        }
-        if let path = command.report {
-            do { try HTMLReport.write(merged, to: path) } catch { die("perftest", "cannot write \(path): \(error)") }
-        }
+        let passed = Self.deliver(merged, thresholds: command.thresholds, json: command.json, html: command.report)
         exit(passed ? 0 : Threshold.exitCode)
     }
 

@@ -26,10 +26,15 @@ struct PerfTestBinaryTests {
     }
 
     func runPerfTest(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String, result: Result?) {
+        try self.runPerfTest(arguments, as: Result.self)
+    }
+
+    /// Runs perftest with `-json` to a file of its own, read back as `T` (nil if it wrote none).
+    func runPerfTest<T: Decodable>(_ arguments: [String], as: T.Type) throws -> (status: Int32, output: String, errors: String, result: T?) {
         let json = FileManager.default.temporaryDirectory.appendingPathComponent("perftest-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: json) }
         let (status, output, errors) = try run("perftest", arguments + ["-json", json.path])
-        let result = (try? Data(contentsOf: json)).flatMap { try? JSONDecoder().decode(Result.self, from: $0) }
+        let result = (try? Data(contentsOf: json)).flatMap { try? JSONDecoder().decode(T.self, from: $0) }
         return (status, output, errors, result)
     }
 
@@ -360,12 +365,10 @@ struct PerfTestBinaryTests {
     func rateHeld() throws {
         let server = try ServerProcess(["-quiet"])
         defer { server.stop() }
-        let json = FileManager.default.temporaryDirectory.appendingPathComponent("rate-\(UUID().uuidString).json")
-        defer { try? FileManager.default.removeItem(at: json) }
-        let (status, output, errors) = try run("perftest", ["-host", "127.0.0.1:\(server.port)", "-clients", "50", "-duration", "2",
-                                                           "-rate", "20000", "-json", json.path])
+        let (status, output, errors, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(server.port)", "-clients", "50", "-duration", "2", "-rate", "20000"], as: RateResult.self)
         #expect(status == 0, "\(errors)")
-        let r = try JSONDecoder().decode(RateResult.self, from: Data(contentsOf: json))
+        let r = try #require(result)
         #expect(r.rate == 20000)
         #expect(abs(r.sentPerSecond - 20000) / 20000 < 0.02, "sent \(r.sentPerSecond)/s")
         #expect(r.stats.lost == 0 && r.stats.backlogAtEnd == 0)
@@ -391,11 +394,10 @@ struct PerfTestBinaryTests {
         defer { group.shutdown() }
         let server = WebSocketServer(group: group, configuration: WebSocketConfiguration(), handler: Silent())
         let port = try server.listen(host: "127.0.0.1", port: 0).port
-        let json = FileManager.default.temporaryDirectory.appendingPathComponent("rate-\(UUID().uuidString).json")
-        defer { try? FileManager.default.removeItem(at: json) }
-        let (_, output, _) = try run("perftest", ["-host", "127.0.0.1:\(port)", "-clients", "4", "-duration", "1",
-                                                  "-rate", "5000", "-window", "8", "-timeout", "0.2", "-grace", "0", "-json", json.path])
-        let r = try JSONDecoder().decode(RateResult.self, from: Data(contentsOf: json))
+        let (_, output, _, result) = try self.runPerfTest(
+            ["-host", "127.0.0.1:\(port)", "-clients", "4", "-duration", "1", "-rate", "5000", "-window", "8", "-timeout", "0.2",
+             "-grace", "0"], as: RateResult.self)
+        let r = try #require(result)
         #expect(r.stats.sent == 32)  // 4 clients × a window of 8, then nothing had room.
         #expect(r.stats.backlogAtEnd > 4000, "backlog \(r.stats.backlogAtEnd)")
         #expect(r.stats.maxBacklog >= r.stats.backlogAtEnd)
@@ -460,10 +462,8 @@ struct PerfTestBinaryTests {
     }
 
     func connectRun(_ arguments: [String]) throws -> (Int32, String, ConnectResult?) {
-        let json = FileManager.default.temporaryDirectory.appendingPathComponent("connect-\(UUID().uuidString).json")
-        defer { try? FileManager.default.removeItem(at: json) }
-        let (status, output, _) = try run("perftest", ["-mode", "connect"] + arguments + ["-json", json.path])
-        return (status, output, (try? Data(contentsOf: json)).flatMap { try? JSONDecoder().decode(ConnectResult.self, from: $0) })
+        let (status, output, _, result) = try self.runPerfTest(["-mode", "connect"] + arguments, as: ConnectResult.self)
+        return (status, output, result)
     }
 
     @Test("-connect-rate opens at its rate; refusals and refused handshakes are counted by cause")
